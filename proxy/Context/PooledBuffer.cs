@@ -1,0 +1,89 @@
+using System.Buffers;
+
+namespace Mnemo.Proxy.Context;
+
+/// <summary>A growable byte buffer on <see cref="ArrayPool{T}"/>; reused per request, returned on dispose.</summary>
+internal sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
+{
+    private byte[] _array;
+    private int _length;
+
+    public PooledBuffer(int initialCapacity = 256)
+    {
+        _array = ArrayPool<byte>.Shared.Rent(initialCapacity);
+    }
+
+    public int Length => _length;
+
+    public ReadOnlySpan<byte> Span => _array.AsSpan(0, _length);
+
+    public ReadOnlyMemory<byte> Memory => _array.AsMemory(0, _length);
+
+    public void Clear() => _length = 0;
+
+    public void Append(ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(GetSpan(bytes.Length));
+        _length += bytes.Length;
+    }
+
+    public void Append(byte value)
+    {
+        GetSpan(1)[0] = value;
+        _length++;
+    }
+
+    public void Set(ReadOnlySpan<byte> bytes)
+    {
+        _length = 0;
+        Append(bytes);
+    }
+
+    public void Advance(int count) => _length += count;
+
+    public Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        Ensure(sizeHint);
+        return _array.AsMemory(_length);
+    }
+
+    public Span<byte> GetSpan(int sizeHint = 0)
+    {
+        Ensure(sizeHint);
+        return _array.AsSpan(_length);
+    }
+
+    public byte[] ToArray() => Span.ToArray();
+
+    /// <summary>A read-only stream over the current content; valid until the buffer is disposed.</summary>
+    public MemoryStream AsStream() => new(_array, 0, _length, writable: false);
+
+    public void Dispose()
+    {
+        var array = _array;
+        _array = [];
+        _length = 0;
+        if (array.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(array);
+        }
+    }
+
+    private void Ensure(int sizeHint)
+    {
+        var needed = _length + Math.Max(sizeHint, 1);
+        if (needed <= _array.Length)
+        {
+            return;
+        }
+
+        var grown = ArrayPool<byte>.Shared.Rent(Math.Max(needed, _array.Length * 2));
+        _array.AsSpan(0, _length).CopyTo(grown);
+        if (_array.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(_array);
+        }
+
+        _array = grown;
+    }
+}

@@ -1,0 +1,79 @@
+using System.Buffers;
+using Mnemo.Proxy.Context;
+using Mnemo.Proxy.Dialects;
+using Mnemo.Proxy.History;
+using Mnemo.Proxy.Metrics;
+using Mnemo.Proxy.Sessions;
+
+namespace Mnemo.Proxy.Forwarding;
+
+/// <summary>
+/// The state of one proxied request, shared by the pipeline step, the response transform and the tee.
+/// Timestamps are <see cref="System.Diagnostics.Stopwatch"/> ticks; 0 means the point was not reached.
+/// </summary>
+internal sealed class Exchange : IDisposable
+{
+    public Exchange(HttpContext context, long started)
+    {
+        Context = context;
+        Started = started;
+    }
+
+    public HttpContext Context { get; }
+
+    public long Started { get; }
+
+    public DialectId DialectId { get; set; } = DialectId.Other;
+
+    public Dialect? Dialect { get; set; }
+
+    public MemoryState Memory { get; set; } = MemoryState.Off;
+
+    public int ContextTurns { get; set; }
+
+    /// <summary>Mnemo answered the request itself with an error; nothing was forwarded.</summary>
+    public bool Rejected { get; set; }
+
+    /// <summary>The answer is to be stored as a turn once complete.</summary>
+    public bool Record { get; set; }
+
+    public SessionKey? Session { get; set; }
+
+    public ChatRequest? Request { get; set; }
+
+    /// <summary>The client's body as received (inputs are ranges of it).</summary>
+    public PooledBuffer? Body { get; set; }
+
+    /// <summary>The body with history spliced in, rented for the duration of the request.</summary>
+    public byte[]? SplicedBody { get; set; }
+
+    public ResponseParser? Parser { get; set; }
+
+    /// <summary>Why an answer that was to be recorded could not be, when known before reading it.</summary>
+    public string? NotRecordable { get; set; }
+
+    public Turn? Turn { get; set; }
+
+    public int UpstreamStatus { get; set; }
+
+    public long ForwardStarted { get; set; }
+
+    public long UpstreamHeaders { get; set; }
+
+    public long UpstreamFirstByte { get; set; }
+
+    public long UpstreamEnded { get; set; }
+
+    public void Dispose()
+    {
+        Parser?.Dispose();
+        Parser = null;
+        Body?.Dispose();
+        Body = null;
+        if (SplicedBody is { } spliced)
+        {
+            SplicedBody = null;
+            ArrayPool<byte>.Shared.Return(spliced);
+        }
+    }
+}

@@ -1,0 +1,16 @@
+namespace Mnemo.Proxy.Hosting;
+
+/// <summary>Configuration defaults, added beneath every other source so any of them overrides these.</summary>
+internal static class MnemoDefaults
+{
+    public static readonly Dictionary<string, string?> Configuration = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Kestrel:Endpoints:Proxy:Url"] = "http://0.0.0.0:8080",
+        ["Kestrel:Endpoints:Management:Url"] = "http://0.0.0.0:9090",
+        ["Logging:LogLevel:Default"] = "Information",
+        // Request logging at Information would write URLs (query strings can carry keys) for every request.
+        ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        ["Logging:LogLevel:Yarp"] = "Warning",
+        ["Logging:LogLevel:Polly"] = "Warning",
+    };
+}

@@ -1,0 +1,154 @@
+using Mnemo.Proxy.Dialects;
+using Prometheus;
+
+namespace Mnemo.Proxy.Metrics;
+
+/// <summary>Every Prometheus metric Mnemo exposes, in its own registry; label values come only from the fixed enums below.</summary>
+internal sealed class MnemoMetrics
+{
+    private static readonly double[] s_stageBuckets =
+        [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+    private static readonly double[] s_overheadBuckets =
+        [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+
+    private static readonly string[] s_stages =
+        ["body_read", "history_read", "context_build", "upstream_headers", "upstream_first_byte", "upstream_total", "writeback"];
+
+    private static readonly string[] s_memory = ["hit", "empty", "off", "degraded"];
+    private static readonly string[] s_outcomes = ["completed", "client_aborted", "upstream_error", "rejected"];
+    private static readonly string[] s_writeBack = ["written", "duplicate", "retried", "dropped"];
+    private static readonly string[] s_ops = ["read", "write"];
+
+    private readonly Histogram _stage;
+    private readonly Histogram _overhead;
+    private readonly Counter _requests;
+    private readonly Counter _tokens;
+    private readonly Histogram.Child?[] _stageChildren = new Histogram.Child?[s_stages.Length * DialectLabels.Count];
+    private readonly Histogram.Child?[] _overheadChildren = new Histogram.Child?[DialectLabels.Count];
+    private readonly Counter.Child?[] _requestChildren = new Counter.Child?[DialectLabels.Count * s_memory.Length * s_outcomes.Length];
+    private readonly Counter.Child?[] _tokenChildren = new Counter.Child?[DialectLabels.Count * 2];
+    private readonly Counter.Child[] _writeBackChildren;
+    private readonly Counter.Child[] _roundTripChildren;
+    private readonly Gauge _queueDepth;
+
+    public MnemoMetrics()
+    {
+        Registry = Prometheus.Metrics.NewCustomRegistry();
+        var factory = Prometheus.Metrics.WithCustomRegistry(Registry);
+
+        _stage = factory.CreateHistogram(
+            "mnemo_stage_duration_seconds",
+            "Duration of each stage of a proxied request, and of the background write-back.",
+            new HistogramConfiguration { LabelNames = ["stage", "dialect"], Buckets = s_stageBuckets });
+        _overhead = factory.CreateHistogram(
+            "mnemo_overhead_seconds",
+            "Time Mnemo adds to a request: total time minus time waiting on the upstream.",
+            new HistogramConfiguration { LabelNames = ["dialect"], Buckets = s_overheadBuckets });
+        _requests = factory.CreateCounter(
+            "mnemo_requests_total",
+            "Proxied requests by dialect, memory state and outcome.",
+            new CounterConfiguration { LabelNames = ["dialect", "memory", "outcome"] });
+        _tokens = factory.CreateCounter(
+            "mnemo_tokens_total",
+            "Tokens reported by the upstream's usage, by direction.",
+            new CounterConfiguration { LabelNames = ["dialect", "direction"] });
+        _queueDepth = factory.CreateGauge(
+            "mnemo_writeback_queue_depth",
+            "Turns waiting to be written to the store.");
+        var writeBack = factory.CreateCounter(
+            "mnemo_writeback_total",
+            "Write-back attempts by outcome: written, duplicate (a retried write already stored), retried, dropped.",
+            new CounterConfiguration { LabelNames = ["outcome"] });
+        var roundTrips = factory.CreateCounter(
+            "mnemo_redis_round_trips_total",
+            "Round trips to Redis, by operation.",
+            new CounterConfiguration { LabelNames = ["op"] });
+
+        // Created up front so alerts on rate() see a zero series before the first event.
+        _writeBackChildren = Array.ConvertAll(s_writeBack, label => writeBack.WithLabels(label));
+        _roundTripChildren = Array.ConvertAll(s_ops, label => roundTrips.WithLabels(label));
+
+        DotNetStats.Register(Registry);
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    public void Stage(Stage stage, DialectId dialect, double seconds)
+    {
+        var index = ((int)stage * DialectLabels.Count) + (int)dialect;
+        (_stageChildren[index] ??= _stage.WithLabels(s_stages[(int)stage], dialect.Label())).Observe(seconds);
+    }
+
+    public void Overhead(DialectId dialect, double seconds) =>
+        (_overheadChildren[(int)dialect] ??= _overhead.WithLabels(dialect.Label())).Observe(Math.Max(0, seconds));
+
+    public void Request(DialectId dialect, MemoryState memory, Outcome outcome)
+    {
+        var index = ((((int)dialect * s_memory.Length) + (int)memory) * s_outcomes.Length) + (int)outcome;
+        (_requestChildren[index] ??= _requests.WithLabels(dialect.Label(), s_memory[(int)memory], s_outcomes[(int)outcome])).Inc();
+    }
+
+    public void Tokens(DialectId dialect, long input, long output)
+    {
+        if (input > 0)
+        {
+            (_tokenChildren[(int)dialect * 2] ??= _tokens.WithLabels(dialect.Label(), "input")).Inc(input);
+        }
+
+        if (output > 0)
+        {
+            (_tokenChildren[((int)dialect * 2) + 1] ??= _tokens.WithLabels(dialect.Label(), "output")).Inc(output);
+        }
+    }
+
+    public void WriteBack(WriteBackOutcome outcome, double count = 1) => _writeBackChildren[(int)outcome].Inc(count);
+
+    public void RoundTrip(RedisOp op) => _roundTripChildren[(int)op].Inc();
+
+    public void QueueDepth(int depth) => _queueDepth.Set(depth);
+
+    public static string Label(MemoryState memory) => s_memory[(int)memory];
+}
+
+internal enum Stage
+{
+    BodyRead,
+    HistoryRead,
+    ContextBuild,
+    UpstreamHeaders,
+    UpstreamFirstByte,
+    UpstreamTotal,
+    WriteBack,
+}
+
+/// <summary>The <c>X-Mnemo-Memory</c> header value and <c>memory</c> label.</summary>
+internal enum MemoryState
+{
+    Hit,
+    Empty,
+    Off,
+    Degraded,
+}
+
+internal enum Outcome
+{
+    Completed,
+    ClientAborted,
+    UpstreamError,
+    Rejected,
+}
+
+internal enum WriteBackOutcome
+{
+    Written,
+    Duplicate,
+    Retried,
+    Dropped,
+}
+
+internal enum RedisOp
+{
+    Read,
+    Write,
+}

@@ -1,0 +1,8 @@
+using Mnemo.Proxy.Hosting;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddMnemo();
+
+var app = builder.Build();
+app.MapMnemo();
+app.Run();

@@ -1,0 +1,17 @@
+namespace Mnemo.Proxy.WriteBack;
+
+// Session ids, tenants and turn contents are never logged.
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 500, Level = LogLevel.Error, Message = "Write-back queue is full: a turn was dropped. Is Redis reachable?")]
+    public static partial void TurnDroppedQueueFull(ILogger logger);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Error, Message = "A turn could not be written after all retries and was dropped ({ExceptionType}).")]
+    public static partial void TurnDropped(ILogger logger, string exceptionType);
+
+    [LoggerMessage(EventId = 502, Level = LogLevel.Information, Message = "Shutting down: writing {Count} queued turns.")]
+    public static partial void Draining(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 503, Level = LogLevel.Error, Message = "Shutdown timeout reached: {Count} turns were not written.")]
+    public static partial void DroppedAtShutdown(ILogger logger, int count);
+}

@@ -1,0 +1,50 @@
+using System.Collections.Concurrent;
+using Mnemo.Proxy.History;
+using Mnemo.Proxy.Sessions;
+
+namespace Mnemo.Proxy.WriteBack;
+
+/// <summary>
+/// Turns answered by this replica but not yet confirmed by the store, by session. A read takes a snapshot before it asks
+/// the store, so a turn is always seen in one of the two: pending until its write is acknowledged, stored after.
+/// </summary>
+internal sealed class PendingTurns
+{
+    private readonly ConcurrentDictionary<string, Turn[]> _bySession = new(StringComparer.Ordinal);
+
+    public int SessionCount => _bySession.Count;
+
+    public Turn[] Snapshot(SessionKey session) => _bySession.TryGetValue(session.Slot, out var turns) ? turns : [];
+
+    public void Add(Turn turn) =>
+        _bySession.AddOrUpdate(turn.Session.Slot, static (_, t) => [t], static (_, existing, t) => [.. existing, t], turn);
+
+    public void Remove(Turn turn)
+    {
+        var slot = turn.Session.Slot;
+        while (_bySession.TryGetValue(slot, out var existing))
+        {
+            var index = Array.IndexOf(existing, turn);
+            if (index < 0)
+            {
+                return;
+            }
+
+            if (existing.Length == 1)
+            {
+                if (_bySession.TryRemove(new KeyValuePair<string, Turn[]>(slot, existing)))
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            Turn[] remaining = [.. existing.AsSpan(0, index), .. existing.AsSpan(index + 1)];
+            if (_bySession.TryUpdate(slot, remaining, existing))
+            {
+                return;
+            }
+        }
+    }
+}
