@@ -15,7 +15,7 @@ public sealed record MemoryOptions
     /// <summary>A session's list is trimmed to this many turns on every write.</summary>
     public int MaxStoredTurns { get; init; } = 100;
 
-    /// <summary>At most this many of the newest turns are spliced into a request.</summary>
+    /// <summary>At most this many of the newest turns are spliced into a request (never more than are stored).</summary>
     public int MaxContextTurns { get; init; } = 20;
 
     /// <summary>Token budget for spliced history; 0 turns the budget off.</summary>

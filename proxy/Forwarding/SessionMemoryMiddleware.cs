@@ -39,6 +39,7 @@ internal sealed class SessionMemoryMiddleware
     private readonly WriteBackQueue _queue;
     private readonly MnemoMetrics _metrics;
     private readonly MemoryOptions _memory;
+    private readonly int _contextTurns;
     private readonly TimeProvider _time;
     private readonly ILogger<SessionMemoryMiddleware> _logger;
     private readonly Func<object, Task> _onStarting = WriteHeaders;
@@ -62,6 +63,7 @@ internal sealed class SessionMemoryMiddleware
         _queue = queue;
         _metrics = metrics;
         _memory = memory.Value;
+        _contextTurns = Math.Min(_memory.MaxContextTurns, _memory.MaxStoredTurns);
         _time = time;
         _logger = logger;
         _onCompleted = Complete;
@@ -125,9 +127,9 @@ internal sealed class SessionMemoryMiddleware
         exchange.Session = session;
 
         // The read is started first and runs while the body uploads: one round trip, overlapped.
-        var inject = mode == MemoryMode.Inject && _memory.MaxContextTurns > 0;
+        var inject = mode == MemoryMode.Inject && _contextTurns > 0;
         var pending = inject ? _queue.Pending.Snapshot(session) : [];
-        var read = inject ? _history.ReadAsync(session, _memory.MaxContextTurns, aborted) : default;
+        var read = inject ? _history.ReadAsync(session, _contextTurns, aborted) : default;
 
         var body = exchange.Body = new PooledBuffer(InitialBodyCapacity(context.Request));
         var bodyError = await ReadBodyAsync(context.Request, body, aborted).ConfigureAwait(false);
@@ -175,7 +177,7 @@ internal sealed class SessionMemoryMiddleware
             }
             else
             {
-                window = HistoryContext.Build(history.Window!, pending, _memory.MaxContextTurns, _memory.MaxContextTokens);
+                window = HistoryContext.Build(history.Window!, pending, _contextTurns, _memory.MaxContextTokens);
                 exchange.Memory = window.Turns > 0 ? MemoryState.Hit : MemoryState.Empty;
                 exchange.ContextTurns = window.Turns;
             }

@@ -50,7 +50,7 @@ internal sealed class OptionsValidators(IConfiguration configuration) :
         new OptionsErrors(MemoryOptions.SectionName)
             .Check(Enum.IsDefined(options.Mode), "Mode", "must be Inject, Record or Off.")
             .Range(options.MaxStoredTurns, "MaxStoredTurns", 1, MemoryOptions.StoredTurnsLimit)
-            .Range(options.MaxContextTurns, "MaxContextTurns", 0, Math.Max(1, options.MaxStoredTurns))
+            .Range(options.MaxContextTurns, "MaxContextTurns", 0, MemoryOptions.StoredTurnsLimit)
             .Check(options.MaxContextTokens >= 0, "MaxContextTokens", "must be 0 (off) or a positive token budget.")
             .Range(options.Ttl, "Ttl", TimeSpan.FromSeconds(1), TimeSpan.FromDays(3650))
             .Result();

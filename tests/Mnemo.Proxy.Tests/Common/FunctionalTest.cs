@@ -1,0 +1,90 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using StackExchange.Redis;
+
+namespace Mnemo.Proxy.Tests.Common;
+
+/// <summary>
+/// Base of the functional tests: one real redis-server and one fake upstream per fixture, reset before each test;
+/// each test starts its own proxy.
+/// </summary>
+public abstract class FunctionalTest
+{
+    public const string ApiKey = "sk-test-key";
+
+    protected RedisServer Redis { get; private set; } = null!;
+
+    protected FakeUpstream Upstream { get; private set; } = null!;
+
+    [OneTimeSetUp]
+    public async Task StartServersAsync()
+    {
+        Redis = await RedisServer.StartAsync();
+        Upstream = await FakeUpstream.StartAsync();
+    }
+
+    [OneTimeTearDown]
+    public async Task StopServersAsync()
+    {
+        await Upstream.DisposeAsync();
+        await Redis.DisposeAsync();
+    }
+
+    [SetUp]
+    public async Task ResetServersAsync()
+    {
+        Upstream.Reset();
+        if (!Redis.IsRunning)
+        {
+            await Redis.StartAsync(CancellationToken.None);
+        }
+
+        await Redis.FlushAsync();
+    }
+
+    protected Task<ProxyHost> StartProxyAsync(IDictionary<string, string?>? settings = null, string? redis = "") =>
+        ProxyHost.StartAsync(Upstream.Url, redis == "" ? Redis.ConnectionString : redis, settings);
+
+    /// <summary>The tenant of an API key as the contract defines it: hex of the first 16 bytes of SHA-256.</summary>
+    protected static string Tenant(string apiKey) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(apiKey)).AsSpan(0, 16));
+
+    protected static string TurnsKey(string session, string apiKey = ApiKey) => $"mnemo:v1:{{{Tenant(apiKey)}:{session}}}:turns";
+
+    protected static string MetaKey(string session, string apiKey = ApiKey) => $"mnemo:v1:{{{Tenant(apiKey)}:{session}}}:meta";
+
+    protected Task<long> WaitForTurnsAsync(string session, long expected, string apiKey = ApiKey) =>
+        Eventually.ValueAsync(() => Redis.Db.ListLengthAsync(TurnsKey(session, apiKey)), n => n == expected, $"{expected} stored turns");
+
+    protected async Task<JsonElement[]> StoredTurnsAsync(string session, string apiKey = ApiKey)
+    {
+        var values = await Redis.Db.ListRangeAsync(TurnsKey(session, apiKey));
+        return values.Select(v => JsonDocument.Parse((byte[])v!).RootElement.Clone()).ToArray();
+    }
+
+    protected async Task<long> KeyCountAsync() => await Redis.Server.DatabaseSizeAsync();
+
+    protected static string Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? string.Join(",", values) : "";
+
+    /// <summary>Sends a request and reads the whole body; the turn is queued once this returns.</summary>
+    protected static async Task<(HttpResponseMessage Response, byte[] Body)> SendAsync(ProxyHost proxy, HttpRequestMessage request)
+    {
+        var response = await proxy.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var body = await response.Content.ReadAsByteArrayAsync();
+        return (response, body);
+    }
+
+    protected static string UserTurn(string content, bool stream = false, string system = "You are a helpful assistant.") =>
+        JsonSerializer.Serialize(new
+        {
+            model = "gpt-4o-mini",
+            messages = new object[]
+            {
+                new { role = "developer", content = system },
+                new { role = "user", content },
+            },
+            stream,
+        });
+}

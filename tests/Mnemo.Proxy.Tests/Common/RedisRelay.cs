@@ -1,0 +1,342 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading.Channels;
+
+namespace Mnemo.Proxy.Tests.Common;
+
+/// <summary>
+/// A TCP relay in front of Redis that watches the RESP traffic, so round trips are counted outside the code under test.
+/// A round trip starts when a command is sent on a connection with no reply outstanding, and holds every command sent
+/// before the replies catch up (pipelined commands share one). An optional delay is added in each direction.
+/// </summary>
+public sealed class RedisRelay : IAsyncDisposable
+{
+    private readonly TcpListener _listener;
+    private readonly int _targetPort;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _tasks = [];
+    private readonly List<RoundTrip> _roundTrips = [];
+    private readonly Task _accept;
+
+    private RedisRelay(int targetPort, TimeSpan delay)
+    {
+        _targetPort = targetPort;
+        Delay = delay;
+        _listener = new TcpListener(IPAddress.Loopback, 0);
+        _listener.Start();
+        _accept = AcceptAsync();
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    public string ConnectionString => $"127.0.0.1:{Port}";
+
+    /// <summary>Added to every chunk, in each direction.</summary>
+    public TimeSpan Delay { get; set; }
+
+    public static RedisRelay Start(RedisServer server, TimeSpan delay = default) => new(server.Port, delay);
+
+    public IReadOnlyList<RoundTrip> RoundTrips
+    {
+        get
+        {
+            lock (_roundTrips)
+            {
+                return _roundTrips.Select(r => r.Snapshot()).ToList();
+            }
+        }
+    }
+
+    /// <summary>Round trips that carried one of Mnemo's scripts (heartbeats and handshakes excluded).</summary>
+    public IReadOnlyList<RoundTrip> ScriptRoundTrips =>
+        RoundTrips.Where(r => r.Commands.Any(c => c is "EVALSHA" or "EVAL" or "FCALL")).ToList();
+
+    public void Reset()
+    {
+        lock (_roundTrips)
+        {
+            _roundTrips.Clear();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        try
+        {
+            await _accept;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+        }
+
+        Task[] tasks;
+        lock (_tasks)
+        {
+            tasks = [.. _tasks];
+        }
+
+        await Task.WhenAll(tasks).ContinueWith(static _ => { }, TaskScheduler.Default);
+        _stop.Dispose();
+    }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+            lock (_tasks)
+            {
+                _tasks.Add(RelayAsync(client));
+            }
+        }
+    }
+
+    private async Task RelayAsync(TcpClient client)
+    {
+        using var upstream = new TcpClient();
+        using (client)
+        {
+            try
+            {
+                await upstream.ConnectAsync(IPAddress.Loopback, _targetPort, _stop.Token);
+            }
+            catch (SocketException)
+            {
+                return;
+            }
+
+            client.NoDelay = true;
+            upstream.NoDelay = true;
+            var connection = new ConnectionState(this);
+            using var done = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            var toServer = PumpAsync(client.GetStream(), upstream.GetStream(), connection.FromClient, done);
+            var toClient = PumpAsync(upstream.GetStream(), client.GetStream(), connection.FromServer, done);
+            await Task.WhenAny(toServer, toClient);
+            await done.CancelAsync();
+            await Task.WhenAll(toServer, toClient).ContinueWith(static _ => { }, TaskScheduler.Default);
+        }
+    }
+
+    private async Task PumpAsync(NetworkStream from, NetworkStream to, Action<ReadOnlyMemory<byte>> observe, CancellationTokenSource done)
+    {
+        var delayed = Channel.CreateUnbounded<(byte[] Data, long Due)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var writer = WriteDelayedAsync(delayed.Reader, to, done.Token);
+        var buffer = new byte[64 * 1024];
+        try
+        {
+            while (true)
+            {
+                var read = await from.ReadAsync(buffer, done.Token);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                observe(buffer.AsMemory(0, read));
+                var due = Stopwatch.GetTimestamp() + (long)(Delay.TotalSeconds * Stopwatch.Frequency);
+                await delayed.Writer.WriteAsync((buffer.AsSpan(0, read).ToArray(), due), done.Token);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+        }
+        finally
+        {
+            delayed.Writer.TryComplete();
+            await writer.ContinueWith(static _ => { }, TaskScheduler.Default);
+            await done.CancelAsync();
+        }
+    }
+
+    private static async Task WriteDelayedAsync(ChannelReader<(byte[] Data, long Due)> reader, NetworkStream to, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var (data, due) in reader.ReadAllAsync(cancellationToken))
+            {
+                var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait, cancellationToken);
+                }
+
+                await to.WriteAsync(data, cancellationToken);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+        }
+    }
+
+    private sealed class ConnectionState(RedisRelay relay)
+    {
+        private readonly List<byte> _fromClient = [];
+        private readonly List<byte> _fromServer = [];
+        private int _outstanding;
+        private RoundTrip? _current;
+
+        public void FromClient(ReadOnlyMemory<byte> data)
+        {
+            _fromClient.AddRange(data.Span);
+            var parts = new List<string>();
+            while (Resp.TryRead(_fromClient, 0, out var consumed, parts))
+            {
+                _fromClient.RemoveRange(0, consumed);
+                var command = parts.Count > 0 ? parts[0].ToUpperInvariant() : "";
+                parts.Clear();
+                lock (relay._roundTrips)
+                {
+                    if (Volatile.Read(ref _outstanding) <= 0 || _current is null)
+                    {
+                        _current = new RoundTrip(Stopwatch.GetTimestamp());
+                        relay._roundTrips.Add(_current);
+                    }
+
+                    _current.Add(command);
+                    Interlocked.Increment(ref _outstanding);
+                }
+            }
+        }
+
+        public void FromServer(ReadOnlyMemory<byte> data)
+        {
+            _fromServer.AddRange(data.Span);
+            while (Resp.TryRead(_fromServer, 0, out var consumed, null))
+            {
+                _fromServer.RemoveRange(0, consumed);
+                lock (relay._roundTrips)
+                {
+                    if (Interlocked.Decrement(ref _outstanding) < 0)
+                    {
+                        // Pushes (pub/sub) are replies nobody asked for.
+                        Interlocked.Exchange(ref _outstanding, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Just enough RESP2/RESP3 to find where each value ends, and the parts of a command.</summary>
+    private static class Resp
+    {
+        public static bool TryRead(List<byte> buffer, int start, out int consumed, List<string>? parts)
+        {
+            consumed = 0;
+            parts?.Clear();
+            var position = start;
+            if (!TryValue(buffer, ref position, parts, top: true))
+            {
+                return false;
+            }
+
+            consumed = position - start;
+            return true;
+        }
+
+        private static bool TryValue(List<byte> buffer, ref int position, List<string>? parts, bool top)
+        {
+            if (position >= buffer.Count)
+            {
+                return false;
+            }
+
+            var type = (char)buffer[position];
+            if (!TryLine(buffer, position + 1, out var line, out var next))
+            {
+                return false;
+            }
+
+            switch (type)
+            {
+                case '*' or '~' or '>' or '%' or '|':
+                    var count = long.Parse(line, System.Globalization.CultureInfo.InvariantCulture);
+                    position = next;
+                    if (count < 0)
+                    {
+                        return true;
+                    }
+
+                    var elements = type is '%' or '|' ? count * 2 : count;
+                    for (var i = 0; i < elements; i++)
+                    {
+                        if (!TryValue(buffer, ref position, top && type == '*' ? parts : null, top: false))
+                        {
+                            return false;
+                        }
+                    }
+
+                    return type != '|' || TryValue(buffer, ref position, parts, top);
+                case '$' or '=' or '!':
+                    var length = int.Parse(line, System.Globalization.CultureInfo.InvariantCulture);
+                    if (length < 0)
+                    {
+                        position = next;
+                        return true;
+                    }
+
+                    if (next + length + 2 > buffer.Count)
+                    {
+                        return false;
+                    }
+
+                    parts?.Add(Encoding.UTF8.GetString(buffer.GetRange(next, Math.Min(length, 64)).ToArray()));
+                    position = next + length + 2;
+                    return true;
+                case '+' or '-' or ':' or '_' or '#' or ',' or '(':
+                    position = next;
+                    return true;
+                default:
+                    // An inline command (client side): the first word is the command.
+                    if (top && parts is not null)
+                    {
+                        parts.Add(((char)buffer[position] + line).Split(' ')[0]);
+                    }
+
+                    position = next;
+                    return true;
+            }
+        }
+
+        private static bool TryLine(List<byte> buffer, int from, out string line, out int next)
+        {
+            for (var i = from; i + 1 < buffer.Count; i++)
+            {
+                if (buffer[i] == '\r' && buffer[i + 1] == '\n')
+                {
+                    line = Encoding.ASCII.GetString(buffer.GetRange(from, i - from).ToArray());
+                    next = i + 2;
+                    return true;
+                }
+            }
+
+            line = "";
+            next = 0;
+            return false;
+        }
+    }
+}
+
+/// <summary>One request/response exchange with Redis as seen on the wire.</summary>
+public sealed class RoundTrip(long startedAt)
+{
+    private readonly List<string> _commands = [];
+
+    public long StartedAt { get; } = startedAt;
+
+    public IReadOnlyList<string> Commands => _commands;
+
+    internal void Add(string command) => _commands.Add(command);
+
+    internal RoundTrip Snapshot()
+    {
+        var copy = new RoundTrip(StartedAt);
+        copy._commands.AddRange(_commands);
+        return copy;
+    }
+
+    public override string ToString() => string.Join("+", _commands);
+}
