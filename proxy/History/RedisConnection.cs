@@ -13,6 +13,7 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
     private readonly ILogger<RedisConnection> _logger;
     private ConnectionMultiplexer? _multiplexer;
     private Task? _connecting;
+    private volatile bool _hasConnected;
 
     public RedisConnection(ConfigurationOptions options, ILogger<RedisConnection> logger)
     {
@@ -31,7 +32,18 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
     public bool IsConnected => _multiplexer?.IsConnected == true;
 
     /// <summary>Has Redis answered at least once since start.</summary>
-    public bool HasConnected { get; private set; }
+    public bool HasConnected
+    {
+        get
+        {
+            if (!_hasConnected && IsConnected)
+            {
+                _hasConnected = true;
+            }
+
+            return _hasConnected;
+        }
+    }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -68,14 +80,12 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
                 Log.ConnectionRestored(_logger, e.ConnectionType);
                 if (e.ConnectionType == ConnectionType.Interactive)
                 {
-                    HasConnected = true;
                     _ = WarmScriptsAsync(multiplexer);
                 }
             };
             _multiplexer = multiplexer;
             if (multiplexer.IsConnected)
             {
-                HasConnected = true;
                 await WarmScriptsAsync(multiplexer).ConfigureAwait(false);
             }
             else

@@ -71,8 +71,10 @@ internal sealed class RedisHistoryStore : IHistoryStore
     public ValueTask<StoreStatus> CheckAsync(CancellationToken cancellationToken)
     {
         // Readiness is polled often; the multiplexer's own heartbeat keeps IsConnected current without a round trip.
+        // HasConnected first: it latches while the connection is up.
+        var everConnected = _connection.HasConnected;
         var status = _connection.IsConnected ? new StoreStatus(true, "redis: connected")
-            : _connection.HasConnected ? new StoreStatus(true, "redis: unavailable, forwarding without memory")
+            : everConnected ? new StoreStatus(true, "redis: unavailable, forwarding without memory")
             : new StoreStatus(false, "redis: not connected yet");
         return ValueTask.FromResult(status);
     }

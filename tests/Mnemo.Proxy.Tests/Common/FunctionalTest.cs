@@ -43,8 +43,8 @@ public abstract class FunctionalTest
         await Redis.FlushAsync();
     }
 
-    protected Task<ProxyHost> StartProxyAsync(IDictionary<string, string?>? settings = null, string? redis = "") =>
-        ProxyHost.StartAsync(Upstream.Url, redis == "" ? Redis.ConnectionString : redis, settings);
+    protected Task<ProxyHost> StartProxyAsync(IDictionary<string, string?>? settings = null, string? redis = "", bool waitUntilReady = true) =>
+        ProxyHost.StartAsync(Upstream.Url, redis == "" ? Redis.ConnectionString : redis, settings, waitUntilReady);
 
     /// <summary>The tenant of an API key as the contract defines it: hex of the first 16 bytes of SHA-256.</summary>
     protected static string Tenant(string apiKey) =>

@@ -43,7 +43,7 @@ public sealed class ProxyHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <param name="redis">A Redis connection string, or null for the embedded store.</param>
-    public static async Task<ProxyHost> StartAsync(string upstream, string? redis, IDictionary<string, string?>? settings = null)
+    public static async Task<ProxyHost> StartAsync(string upstream, string? redis, IDictionary<string, string?>? settings = null, bool waitUntilReady = true)
     {
         var proxyPort = Ports.Free();
         var managementPort = Ports.Free();
@@ -74,7 +74,7 @@ public sealed class ProxyHost : IAsyncDisposable
         app.MapMnemo();
         await app.StartAsync();
         var host = new ProxyHost(app, proxyPort, managementPort, logs);
-        if (redis is not null)
+        if (redis is not null && waitUntilReady)
         {
             await host.WaitUntilReadyAsync();
         }
