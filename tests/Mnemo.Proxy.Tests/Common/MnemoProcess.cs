@@ -1,0 +1,119 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace Mnemo.Proxy.Tests.Common;
+
+/// <summary>Mnemo as a separate OS process, the way it runs in a container: console output captured, stopped by signal.</summary>
+public sealed partial class MnemoProcess : IDisposable
+{
+    private const int SigTerm = 15;
+
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private MnemoProcess(Process process)
+    {
+        _process = process;
+        _process.OutputDataReceived += (_, e) => Capture(e.Data);
+        _process.ErrorDataReceived += (_, e) => Capture(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public string Output => string.Join('\n', _output);
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>The repository root (where Proxy.sln is), found from the test binaries.</summary>
+    public static string RepositoryRoot
+    {
+        get
+        {
+            var directory = new DirectoryInfo(AppContext.BaseDirectory);
+            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Proxy.sln")))
+            {
+                directory = directory.Parent;
+            }
+
+            return directory?.FullName ?? throw new InvalidOperationException("Proxy.sln not found above the test binaries.");
+        }
+    }
+
+    /// <summary>Starts <c>dotnet</c> with the arguments; environment entries with a null value are removed.</summary>
+    public static MnemoProcess Start(IEnumerable<string> dotnetArguments, IDictionary<string, string?>? environment = null, string? workingDirectory = null)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
+        };
+        foreach (var argument in dotnetArguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        // Settings the test runner itself may carry must not leak into the proxy.
+        info.Environment.Remove("ASPNETCORE_URLS");
+        info.Environment.Remove("ASPNETCORE_ENVIRONMENT");
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                info.Environment.Remove(key);
+            }
+            else
+            {
+                info.Environment[key] = value;
+            }
+        }
+
+        return new MnemoProcess(Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start."));
+    }
+
+    /// <summary>The built proxy from the test output folder: <c>dotnet Mnemo.Proxy.dll</c>.</summary>
+    public static MnemoProcess StartBuilt(IEnumerable<string> arguments, IDictionary<string, string?>? environment = null) =>
+        Start([Path.Combine(AppContext.BaseDirectory, "Mnemo.Proxy.dll"), .. arguments], environment);
+
+    /// <summary>What Kubernetes sends to stop a pod.</summary>
+    public void Terminate()
+    {
+        if (Kill(_process.Id, SigTerm) != 0)
+        {
+            throw new InvalidOperationException($"kill(SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cancel.Token);
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(10_000);
+        }
+
+        _process.Dispose();
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+
+    private void Capture(string? line)
+    {
+        if (line is not null)
+        {
+            _output.Enqueue(line);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Mnemo.Proxy.Context;
+using Mnemo.Proxy.History;
+using Mnemo.Proxy.Metrics;
+using Mnemo.Proxy.Sessions;
+using Mnemo.Proxy.Tests.Common;
+using StackExchange.Redis;
+
+namespace Mnemo.Proxy.Tests.History;
+
+/// <summary>The Redis layout and scripts, against a real redis-server.</summary>
+public sealed class RedisHistoryStoreTests
+{
+    private static readonly SessionKey s_session = new("tenant1", "session-1");
+    private RedisServer _redis = null!;
+    private RedisConnection _connection = null!;
+
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        _redis = await RedisServer.StartAsync();
+        _connection = new RedisConnection(ConfigurationOptions.Parse(_redis.ConnectionString), NullLogger<RedisConnection>.Instance);
+        await _connection.StartAsync(CancellationToken.None);
+        await Eventually.TrueAsync(() => Task.FromResult(_connection.IsConnected), "the connection");
+    }
+
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        await _connection.DisposeAsync();
+        await _redis.DisposeAsync();
+    }
+
+    [SetUp]
+    public Task FlushAsync() => _redis.FlushAsync();
+
+    [Test]
+    public async Task Append_WritesOneElementUnderTheHashTaggedKeys()
+    {
+        var store = Store();
+        var turn = Turns.Make(s_session, "q1");
+        Assert.That(await store.AppendAsync(turn, default), Is.EqualTo(AppendResult.Written));
+
+        var keys = _redis.Server.Keys(pattern: "*").Select(k => k.ToString()).OrderBy(k => k).ToArray();
+        Assert.That(keys, Is.EqualTo(new[] { "mnemo:v1:{tenant1:session-1}:meta", "mnemo:v1:{tenant1:session-1}:turns" }));
+        Assert.That(_redis.Db.Multiplexer.HashSlot(keys[0]), Is.EqualTo(_redis.Db.Multiplexer.HashSlot(keys[1])), "one cluster slot");
+        Assert.That((byte[]?)await _redis.Db.ListGetByIndexAsync(keys[1], 0), Is.EqualTo(turn.Payload));
+        Assert.That((string?)await _redis.Db.HashGetAsync(keys[0], "v"), Is.EqualTo(turn.Id));
+    }
+
+    [Test]
+    public async Task Append_SameTurnAgain_AddsNothing()
+    {
+        var store = Store();
+        var turn = Turns.Make(s_session, "q1");
+        Assert.That(await store.AppendAsync(turn, default), Is.EqualTo(AppendResult.Written));
+        Assert.That(await store.AppendAsync(turn, default), Is.EqualTo(AppendResult.Duplicate));
+        await store.AppendAsync(Turns.Make(s_session, "q2"), default);
+        Assert.That(await store.AppendAsync(turn, default), Is.EqualTo(AppendResult.Duplicate), "still known after a later turn");
+
+        Assert.That(await _redis.Db.ListLengthAsync(RedisKeys.Turns(s_session)), Is.EqualTo(2));
+        Assert.That((long)await _redis.Db.HashGetAsync(RedisKeys.Meta(s_session), "n"), Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task Append_TrimsToMaxStoredTurns_KeepingTheNewest()
+    {
+        var store = Store(maxStored: 3);
+        var turns = Enumerable.Range(1, 5).Select(i => Turns.Make(s_session, $"q{i}")).ToArray();
+        foreach (var turn in turns)
+        {
+            await store.AppendAsync(turn, default);
+        }
+
+        var window = await store.ReadAsync(s_session, 10, default);
+        Assert.That(Turns.Questions(window.Turns), Is.EqualTo(new[] { "q3", "q4", "q5" }));
+        // The dedupe window is the stored list: a trimmed turn's id is forgotten, a kept one is not.
+        Assert.That(await store.AppendAsync(turns[4], default), Is.EqualTo(AppendResult.Duplicate));
+    }
+
+    [Test]
+    public async Task ReadAndAppend_SetAndRefreshTheExpiry()
+    {
+        var store = Store(ttl: TimeSpan.FromMinutes(10));
+        await store.AppendAsync(Turns.Make(s_session, "q1"), default);
+        Assert.That(await _redis.Db.KeyTimeToLiveAsync(RedisKeys.Turns(s_session)), Is.GreaterThan(TimeSpan.FromMinutes(9)));
+
+        await _redis.Db.KeyExpireAsync(RedisKeys.Turns(s_session), TimeSpan.FromSeconds(5));
+        await _redis.Db.KeyExpireAsync(RedisKeys.Meta(s_session), TimeSpan.FromSeconds(5));
+        await store.ReadAsync(s_session, 5, default);
+
+        Assert.That(await _redis.Db.KeyTimeToLiveAsync(RedisKeys.Turns(s_session)), Is.GreaterThan(TimeSpan.FromMinutes(9)));
+        Assert.That(await _redis.Db.KeyTimeToLiveAsync(RedisKeys.Meta(s_session)), Is.GreaterThan(TimeSpan.FromMinutes(9)));
+    }
+
+    [Test]
+    public async Task Read_UnknownSession_IsEmptyAndCreatesNothing()
+    {
+        var window = await Store().ReadAsync(new SessionKey("t", "nobody"), 20, default);
+        Assert.That(window.Turns, Is.Empty);
+        Assert.That(await _redis.Server.DatabaseSizeAsync(), Is.Zero);
+    }
+
+    [Test]
+    public async Task Read_SkipsAnElementItCannotRead()
+    {
+        var store = Store();
+        await store.AppendAsync(Turns.Make(s_session, "q1"), default);
+        await _redis.Db.ListRightPushAsync(RedisKeys.Turns(s_session), "not json");
+        await store.AppendAsync(Turns.Make(s_session, "q2"), default);
+
+        var window = await store.ReadAsync(s_session, 10, default);
+        Assert.That(Turns.Questions(window.Turns), Is.EqualTo(new[] { "q1", "q2" }));
+    }
+
+    private RedisHistoryStore Store(int maxStored = 100, TimeSpan? ttl = null) =>
+        new(_connection, new MnemoMetrics(), Options.Create(new MemoryOptions { MaxStoredTurns = maxStored, Ttl = ttl ?? TimeSpan.FromDays(1) }));
+}
