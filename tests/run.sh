@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs every test of the repository.
+#
+# It installs what the tests need and the machine lacks (redis-server, and promtool from Debian's prometheus
+# package), failing loudly when it cannot. Its last line is the totals, "N passed, N failed, N skipped";
+# it exits non-zero when anything failed or could not run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+totals() {
+  printf '%s passed, %s failed, %s skipped\n' "$1" "$2" "$3"
+}
+
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    have sudo || { log "error: ${*} missing, and neither root nor sudo is available to install them"; return 1; }
+    sudo="sudo"
+  fi
+  log "installing ${*} with apt-get"
+  $sudo apt-get update -q >&2 || { log "error: apt-get update failed"; return 1; }
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" >&2 \
+    || { log "error: apt-get install ${*} failed"; return 1; }
+}
+
+ensure_tools() {
+  local packages=()
+  have redis-server || packages+=(redis-server)
+  have promtool || packages+=(prometheus)
+  if [ "${#packages[@]}" -gt 0 ]; then
+    apt_install "${packages[@]}" || return 1
+  fi
+  local tool
+  for tool in redis-server promtool; do
+    have "$tool" || { log "error: $tool is still not on PATH after installing"; return 1; }
+  done
+  # The Debian packages start system services; the tests start their own on free ports and need none of them.
+}
+
+if ! ensure_tools; then
+  totals 0 1 0
+  exit 1
+fi
+
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+
+log "dotnet test Proxy.sln"
+set +e
+dotnet test Proxy.sln \
+  --logger "trx;LogFilePrefix=mnemo" \
+  --logger "console;verbosity=normal" \
+  --results-directory "$results" \
+  --blame-hang-timeout 10m --blame-hang-dump-type none
+status=$?
+set -e
+
+passed=0 failed=0 skipped=0 found=0
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  found=1
+  counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)"
+  attr() { printf '%s' "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
+  total="$(attr total)"; p="$(attr passed)"; f="$(attr failed)"; e="$(attr error)"; t="$(attr timeout)"; a="$(attr aborted)"
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0} + ${e:-0} + ${t:-0} + ${a:-0}))
+  skipped=$((skipped + ${total:-0} - ${p:-0} - ${f:-0} - ${e:-0} - ${t:-0} - ${a:-0}))
+done
+
+if [ "$found" -eq 0 ] && [ "$status" -ne 0 ]; then
+  log "error: no test results (did the build fail? see above)"
+  failed=1
+fi
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  log "error: dotnet test exited with $status"
+  failed=1
+fi
+
+totals "$passed" "$failed" "$skipped"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
