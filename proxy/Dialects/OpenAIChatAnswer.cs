@@ -17,9 +17,31 @@ internal sealed class OpenAIChatAnswer : IDisposable
 
     public int Bytes => (_content?.Length ?? 0) + (_refusal?.Length ?? 0) + (_rawToolCalls?.Length ?? 0) + ToolCallBytes();
 
-    public void AppendContent(ref Utf8JsonReader reader) => (_content ??= new RawJsonString(1024)).Append(ref reader);
+    /// <summary>
+    /// Reads a <c>content</c> or <c>refusal</c> property (the reader on its name) of a message or a delta, appending
+    /// a string value and skipping a null. False, with the reader unmoved, for any other property.
+    /// </summary>
+    public bool TryReadText(ref Utf8JsonReader reader)
+    {
+        var isContent = reader.ValueTextEquals("content"u8);
+        if (!isContent && !reader.ValueTextEquals("refusal"u8))
+        {
+            return false;
+        }
 
-    public void AppendRefusal(ref Utf8JsonReader reader) => (_refusal ??= new RawJsonString(64)).Append(ref reader);
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            var text = isContent ? (_content ??= new RawJsonString(1024)) : (_refusal ??= new RawJsonString(64));
+            text.Append(ref reader);
+        }
+        else
+        {
+            reader.Skip();
+        }
+
+        return true;
+    }
 
     public void SetToolCalls(ReadOnlySpan<byte> rawArray) => (_rawToolCalls ??= new PooledBuffer(rawArray.Length)).Set(rawArray);
 

@@ -141,23 +141,12 @@ internal sealed class OpenAIChatStreamParser : ResponseParser, ISseSink
         reader.Read();
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("content"u8))
+            if (_answer.TryReadText(ref reader))
             {
-                reader.Read();
-                if (reader.TokenType == JsonTokenType.String)
-                {
-                    _answer.AppendContent(ref reader);
-                }
+                continue;
             }
-            else if (reader.ValueTextEquals("refusal"u8))
-            {
-                reader.Read();
-                if (reader.TokenType == JsonTokenType.String)
-                {
-                    _answer.AppendRefusal(ref reader);
-                }
-            }
-            else if (reader.ValueTextEquals("tool_calls"u8))
+
+            if (reader.ValueTextEquals("tool_calls"u8))
             {
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.StartArray)

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text.Json;
 using Mnemo.Proxy.Context;
 
@@ -11,15 +10,9 @@ namespace Mnemo.Proxy.History;
 /// </summary>
 internal static class TurnCodec
 {
-    public const int IdLength = 32;
-
     private static readonly JsonWriterOptions s_writerOptions = new() { SkipValidation = true };
 
     public static string NewId() => Guid.CreateVersion7().ToString("N");
-
-    public static bool IsValidId(ReadOnlySpan<char> id) => id.Length == IdLength && !id.ContainsAnyExcept(s_hex);
-
-    private static readonly SearchValues<char> s_hex = SearchValues.Create("0123456789abcdef");
 
     /// <summary>Writes a turn element; <paramref name="writeMessages"/> writes the elements of the messages array.</summary>
     public static byte[] Encode<TState>(

@@ -48,9 +48,6 @@ internal sealed class WriteBackQueue
         Log.TurnDroppedQueueFull(_logger);
     }
 
-    /// <summary>A held turn that will not be written after all (the client went away before the end).</summary>
-    public void Release(Turn turn) => Pending.Remove(turn);
-
     public void Dequeued(int count) => Interlocked.Add(ref _depth, -count);
 
     /// <summary>No more turns are accepted; the writer finishes what is queued.</summary>
