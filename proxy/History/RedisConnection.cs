@@ -99,7 +99,7 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
         }
     }
 
-    // Loading the scripts up front means every request sends only EVALSHA; after a Redis restart empties the
+    // Loading the script up front means every write sends only EVALSHA; after a Redis restart empties the
     // script cache this runs again on reconnect.
     private async Task WarmScriptsAsync(ConnectionMultiplexer multiplexer)
     {
@@ -113,7 +113,6 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
                     continue;
                 }
 
-                await server.ScriptLoadAsync(RedisScripts.Read).ConfigureAwait(false);
                 await server.ScriptLoadAsync(RedisScripts.Append).ConfigureAwait(false);
             }
         }

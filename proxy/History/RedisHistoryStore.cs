@@ -6,35 +6,47 @@ using StackExchange.Redis;
 
 namespace Mnemo.Proxy.History;
 
-/// <summary>Turns in Redis: one <c>EVALSHA</c> per read, one per write (see <see cref="RedisScripts"/>).</summary>
+/// <summary>Turns in Redis: one round trip per read (a batch), one <c>EVALSHA</c> per write (see <see cref="RedisScripts"/>).</summary>
 internal sealed class RedisHistoryStore : IHistoryStore
 {
+#pragma warning disable CA5350 // Redis names scripts by SHA1; nothing here is a security use.
+    private static readonly byte[] s_appendHash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(RedisScripts.Append));
+#pragma warning restore CA5350
+
     private readonly RedisConnection _connection;
     private readonly MnemoMetrics _metrics;
     private readonly RedisValue _ttlMs;
+    private readonly TimeSpan _ttl;
     private readonly RedisValue _maxStored;
 
     public RedisHistoryStore(RedisConnection connection, MnemoMetrics metrics, IOptions<MemoryOptions> memory)
     {
         _connection = connection;
         _metrics = metrics;
-        _ttlMs = (long)memory.Value.Ttl.TotalMilliseconds;
+        _ttl = memory.Value.Ttl;
+        _ttlMs = (long)_ttl.TotalMilliseconds;
         _maxStored = memory.Value.MaxStoredTurns;
     }
 
     public string Name => "redis";
 
+    /// <remarks>
+    /// A batch, not a script: the list and the expiry refreshes leave in one write and come back in one reply, and
+    /// Redis does not copy the turns into Lua strings and out again (that cost ten times the LRANGE itself).
+    /// </remarks>
     public async ValueTask<HistoryWindow> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken)
     {
         var database = _connection.GetDatabaseOrThrow();
+        RedisKey turnsKey = RedisKeys.Turns(session), metaKey = RedisKeys.Meta(session);
+        var batch = database.CreateBatch();
+        var range = batch.ListRangeAsync(turnsKey, -count, -1);
+        _ = batch.KeyExpireAsync(turnsKey, _ttl, ExpireWhen.Always, CommandFlags.FireAndForget);
+        _ = batch.KeyExpireAsync(metaKey, _ttl, ExpireWhen.Always, CommandFlags.FireAndForget);
         _metrics.RoundTrip(RedisOp.Read);
+        batch.Execute();
         // SE.Redis does not take a token: WaitAsync lets the caller's timeout abandon a slow reply.
-        var result = await database
-            .ScriptEvaluateAsync(RedisScripts.Read, [RedisKeys.Turns(session), RedisKeys.Meta(session)], [count, _ttlMs])
-            .WaitAsync(cancellationToken)
-            .ConfigureAwait(false);
-
-        if (result.Length < 2 || (RedisResult[]?)result[1] is not { Length: > 0 } items)
+        var items = await range.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (items.Length == 0)
         {
             return HistoryWindow.Empty;
         }
@@ -53,17 +65,29 @@ internal sealed class RedisHistoryStore : IHistoryStore
         return new HistoryWindow(kept == turns.Length ? turns : turns[..kept]);
     }
 
-    public async ValueTask<AppendResult> AppendAsync(Turn turn, CancellationToken cancellationToken)
+    public ValueTask<AppendResult> AppendAsync(Turn turn, CancellationToken cancellationToken)
     {
         var database = _connection.GetDatabaseOrThrow();
+        RedisKey[] keys = [RedisKeys.Turns(turn.Session), RedisKeys.Meta(turn.Session)];
+        RedisValue[] values = [turn.Id, turn.Payload, _maxStored, _ttlMs];
         _metrics.RoundTrip(RedisOp.Write);
-        var result = await database
-            .ScriptEvaluateAsync(
-                RedisScripts.Append,
-                [RedisKeys.Turns(turn.Session), RedisKeys.Meta(turn.Session)],
-                [turn.Id, turn.Payload, _maxStored, _ttlMs])
-            .WaitAsync(cancellationToken)
-            .ConfigureAwait(false);
+        // By hash: SE.Redis would otherwise look the script up by its text (hashing it) on every call.
+        return CompleteAsync(database, database.ScriptEvaluateAsync(s_appendHash, keys, values), keys, values, cancellationToken);
+    }
+
+    private static async ValueTask<AppendResult> CompleteAsync(
+        IDatabase database, Task<RedisResult> call, RedisKey[] keys, RedisValue[] values, CancellationToken cancellationToken)
+    {
+        RedisResult result;
+        try
+        {
+            result = cancellationToken.CanBeCanceled ? await call.WaitAsync(cancellationToken).ConfigureAwait(false) : await call.ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            // Redis restarted or failed over and lost its script cache: SE.Redis loads the script and runs it.
+            result = await database.ScriptEvaluateAsync(RedisScripts.Append, keys, values).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
 
         return (long)result == 1 ? AppendResult.Written : AppendResult.Duplicate;
     }

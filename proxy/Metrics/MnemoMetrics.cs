@@ -70,6 +70,9 @@ internal sealed class MnemoMetrics
         _roundTripChildren = Array.ConvertAll(s_ops, label => roundTrips.WithLabels(label));
 
         DotNetStats.Register(Registry);
+        // Read at scrape time only: what a request costs in allocations is allocated bytes over requests.
+        var allocated = factory.CreateCounter("dotnet_gc_allocated_bytes_total", "Bytes allocated on the managed heap since the process started.");
+        Registry.AddBeforeCollectCallback(() => allocated.IncTo(GC.GetTotalAllocatedBytes()));
     }
 
     public CollectorRegistry Registry { get; }

@@ -12,11 +12,16 @@ namespace Mnemo.Proxy.WriteBack;
 /// Writes queued turns to the store off the response path. It drains after the web server has stopped (so the turns of
 /// in-flight streams are included), bounded by the host's shutdown timeout; what is left then is counted and logged.
 /// </summary>
+/// <remarks>
+/// A batch's first attempts go out together (pipelined on the shared connection) and are awaited in order, so a busy
+/// proxy wakes once per batch rather than once per turn. Only a write that failed goes through the retry pipeline.
+/// A batch holds at most one turn per session; a session's later turns wait for the next batch, which keeps them in order.
+/// </remarks>
 internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 {
     private readonly WriteBackQueue _queue;
     private readonly IHistoryStore _store;
-    private readonly ResiliencePipeline _pipeline;
+    private readonly ResiliencePipeline _retries;
     private readonly MnemoMetrics _metrics;
     private readonly ILogger<WriteBackService> _logger;
     private readonly int _maxConcurrent;
@@ -33,7 +38,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     {
         _queue = queue;
         _store = store;
-        _pipeline = pipelines.GetPipeline(RedisPipelines.Write);
+        _retries = pipelines.GetPipeline(RedisPipelines.Write);
         _metrics = metrics;
         _logger = logger;
         _maxConcurrent = options.Value.MaxConcurrentWrites;
@@ -80,30 +85,49 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     {
         var reader = _queue.Reader;
         var batch = new List<Turn>(_maxConcurrent);
+        var sessions = new HashSet<string>(StringComparer.Ordinal);
+        var carried = new Queue<Turn>();
+        var attempts = new ValueTask<AppendResult>[_maxConcurrent];
+        var failed = new List<Turn>();
         try
         {
-            while (await reader.WaitToReadAsync(abort).ConfigureAwait(false))
+            while (carried.Count > 0 || await reader.WaitToReadAsync(abort).ConfigureAwait(false))
             {
                 batch.Clear();
-                while (batch.Count < _maxConcurrent && reader.TryRead(out var turn))
+                sessions.Clear();
+                for (var i = carried.Count; i > 0; i--)
                 {
-                    batch.Add(turn);
+                    Take(carried.Dequeue(), batch, sessions, carried);
                 }
 
-                _queue.Dequeued(batch.Count);
-                await WriteBatchAsync(batch, abort).ConfigureAwait(false);
+                var dequeued = 0;
+                while (batch.Count < _maxConcurrent && reader.TryRead(out var turn))
+                {
+                    dequeued++;
+                    Take(turn, batch, sessions, carried);
+                }
+
+                _queue.Dequeued(dequeued);
+                await WriteBatchAsync(batch, attempts, failed, abort).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
         {
-            var left = 0;
+            var left = carried.Count;
+            foreach (var turn in carried)
+            {
+                _queue.Pending.Remove(turn);
+            }
+
+            var inChannel = 0;
             while (reader.TryRead(out var turn))
             {
                 _queue.Pending.Remove(turn);
-                left++;
+                inChannel++;
             }
 
-            _queue.Dequeued(left);
+            _queue.Dequeued(inChannel);
+            left += inChannel;
             if (left > 0)
             {
                 _metrics.WriteBack(WriteBackOutcome.Dropped, left);
@@ -112,54 +136,78 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         }
     }
 
-    private Task WriteBatchAsync(List<Turn> batch, CancellationToken abort)
+    private static void Take(Turn turn, List<Turn> batch, HashSet<string> sessions, Queue<Turn> carried)
     {
-        if (batch.Count == 1)
+        if (sessions.Add(turn.Session.Slot))
         {
-            return WriteAsync(batch[0], abort);
+            batch.Add(turn);
         }
-
-        // Turns of one session go one after another, in arrival order; sessions go in parallel.
-        var bySession = new Dictionary<string, List<Turn>>(batch.Count, StringComparer.Ordinal);
-        foreach (var turn in batch)
+        else
         {
-            if (!bySession.TryGetValue(turn.Session.Slot, out var turns))
-            {
-                bySession[turn.Session.Slot] = turns = new List<Turn>(1);
-            }
-
-            turns.Add(turn);
-        }
-
-        var writes = new Task[bySession.Count];
-        var i = 0;
-        foreach (var turns in bySession.Values)
-        {
-            writes[i++] = WriteInOrderAsync(turns, abort);
-        }
-
-        return Task.WhenAll(writes);
-    }
-
-    private async Task WriteInOrderAsync(List<Turn> turns, CancellationToken abort)
-    {
-        foreach (var turn in turns)
-        {
-            await WriteAsync(turn, abort).ConfigureAwait(false);
+            carried.Enqueue(turn);
         }
     }
 
-    private async Task WriteAsync(Turn turn, CancellationToken abort)
+    private async Task WriteBatchAsync(List<Turn> batch, ValueTask<AppendResult>[] attempts, List<Turn> failed, CancellationToken abort)
     {
         var started = Stopwatch.GetTimestamp();
+        // Issued all before any is awaited; each stored ValueTask is awaited exactly once, just below.
+#pragma warning disable CA2012
+        for (var i = 0; i < batch.Count; i++)
+        {
+            try
+            {
+                attempts[i] = _store.AppendAsync(batch[i], CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                attempts[i] = ValueTask.FromException<AppendResult>(ex);
+            }
+        }
+#pragma warning restore CA2012
+
+        failed.Clear();
+        for (var i = 0; i < batch.Count; i++)
+        {
+            try
+            {
+                Written(batch[i], await attempts[i].ConfigureAwait(false), started);
+            }
+            catch (Exception)
+            {
+                failed.Add(batch[i]);
+            }
+            finally
+            {
+                attempts[i] = default;
+            }
+        }
+
+        foreach (var turn in batch)
+        {
+            if (!failed.Contains(turn))
+            {
+                _queue.Pending.Remove(turn);
+            }
+        }
+
+        foreach (var turn in failed)
+        {
+            await RetryAsync(turn, abort).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RetryAsync(Turn turn, CancellationToken abort)
+    {
+        var started = Stopwatch.GetTimestamp();
+        _metrics.WriteBack(WriteBackOutcome.Retried);
         try
         {
-            var result = await _pipeline.ExecuteAsync(
+            var result = await _retries.ExecuteAsync(
                 static (state, ct) => state.Store.AppendAsync(state.Turn, ct),
                 (Store: _store, Turn: turn),
                 abort).ConfigureAwait(false);
-            _metrics.WriteBack(result == AppendResult.Written ? WriteBackOutcome.Written : WriteBackOutcome.Duplicate);
-            _metrics.Stage(Stage.WriteBack, turn.Dialect, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            Written(turn, result, started);
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
         {
@@ -175,5 +223,11 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         {
             _queue.Pending.Remove(turn);
         }
+    }
+
+    private void Written(Turn turn, AppendResult result, long started)
+    {
+        _metrics.WriteBack(result == AppendResult.Written ? WriteBackOutcome.Written : WriteBackOutcome.Duplicate);
+        _metrics.Stage(Stage.WriteBack, turn.Dialect, Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 }

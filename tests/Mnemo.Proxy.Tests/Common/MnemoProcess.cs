@@ -25,6 +25,8 @@ public sealed partial class MnemoProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    public int Id => _process.Id;
+
     public int ExitCode => _process.ExitCode;
 
     /// <summary>The repository root (where Proxy.sln is), found from the test binaries.</summary>

@@ -49,9 +49,9 @@ public sealed class RedisRelay : IAsyncDisposable
         }
     }
 
-    /// <summary>Round trips that carried one of Mnemo's scripts (heartbeats and handshakes excluded).</summary>
-    public IReadOnlyList<RoundTrip> ScriptRoundTrips =>
-        RoundTrips.Where(r => r.Commands.Any(c => c is "EVALSHA" or "EVAL" or "FCALL")).ToList();
+    /// <summary>Round trips that touched data: everything but the client's heartbeats (PING, ECHO).</summary>
+    public IReadOnlyList<RoundTrip> DataRoundTrips =>
+        RoundTrips.Where(r => !r.Commands.All(c => c is "PING" or "ECHO")).ToList();
 
     public void Reset()
     {
@@ -187,6 +187,7 @@ public sealed class RedisRelay : IAsyncDisposable
             {
                 _fromClient.RemoveRange(0, consumed);
                 var command = parts.Count > 0 ? parts[0].ToUpperInvariant() : "";
+                var argument = parts.Count > 1 ? parts[1] : "";
                 parts.Clear();
                 lock (relay._roundTrips)
                 {
@@ -196,7 +197,7 @@ public sealed class RedisRelay : IAsyncDisposable
                         relay._roundTrips.Add(_current);
                     }
 
-                    _current.Add(command);
+                    _current.Add(command, argument);
                     Interlocked.Increment(ref _outstanding);
                 }
             }
@@ -324,17 +325,26 @@ public sealed class RedisRelay : IAsyncDisposable
 public sealed class RoundTrip(long startedAt)
 {
     private readonly List<string> _commands = [];
+    private readonly List<string> _arguments = [];
 
     public long StartedAt { get; } = startedAt;
 
     public IReadOnlyList<string> Commands => _commands;
 
-    internal void Add(string command) => _commands.Add(command);
+    /// <summary>The first argument of each command (for EVALSHA, the script's SHA1), cut to 64 bytes.</summary>
+    public IReadOnlyList<string> FirstArguments => _arguments;
+
+    internal void Add(string command, string firstArgument)
+    {
+        _commands.Add(command);
+        _arguments.Add(firstArgument);
+    }
 
     internal RoundTrip Snapshot()
     {
         var copy = new RoundTrip(StartedAt);
         copy._commands.AddRange(_commands);
+        copy._arguments.AddRange(_arguments);
         return copy;
     }
 

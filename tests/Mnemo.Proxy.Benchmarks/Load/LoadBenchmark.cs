@@ -1,0 +1,327 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Mnemo.Proxy.History;
+using Mnemo.Proxy.Tests.Common;
+
+namespace Mnemo.Proxy.Benchmarks.Load;
+
+/// <summary>
+/// The end-to-end benchmark: redis-server, the fake LLM and Mnemo as separate processes on loopback, every scenario in
+/// one run so the rows compare. Prints a table and writes JSON.
+/// </summary>
+internal static class LoadBenchmark
+{
+    private const int Sessions = 32;
+    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
+    private const int HistoryTurns = 20;
+    private static readonly TimeSpan s_delayEachWay = TimeSpan.FromMilliseconds(5);
+
+    public static async Task<int> RunAsync(BenchOptions options)
+    {
+        var report = new Report { Machine = ProcStats.Machine(), Options = options.Describe() };
+        Console.WriteLine($"Mnemo benchmark: {report.Machine}");
+        Console.WriteLine($"settings: {report.Options}");
+
+        await using var redis = await RedisServer.StartAsync();
+        using var upstream = StartUpstream(options.Tokens, out var upstreamUrl);
+        await WaitForPortAsync(upstreamUrl);
+        using var client = LoadGenerator.CreateClient();
+        report.RedisRttMs = await RedisRoundTripAsync(redis);
+        Step($"loopback Redis round trip (PING, p50): {report.RedisRttMs:F3} ms");
+
+        using (var proxy = await ProxyInstance.StartAsync(upstreamUrl, redis.ConnectionString))
+        {
+            Step($"seeding {Sessions} sessions with {HistoryTurns} turns");
+            await SeedAsync(client, proxy.Url, "bench", Sessions);
+            report.HistoryBytes = await HistoryBytesAsync(redis, "bench-0");
+            Step($"history injected per memory request: {report.HistoryBytes} bytes in {HistoryTurns} turns");
+
+            foreach (var stream in new[] { false, true })
+            {
+                foreach (var concurrency in new[] { 1, 32 })
+                {
+                    foreach (var (scenario, mode, expect) in Scenarios)
+                    {
+                        var factory = new RequestFactory(scenario == "direct" ? upstreamUrl : proxy.Url, mode, stream, "bench") { ExpectMemory = expect };
+                        report.Closed.Add(await MeasureAsync(scenario, factory, concurrency, scenario == "direct" ? null : proxy, client, options));
+                    }
+                }
+            }
+
+            // Open loop at half the slowest closed-loop throughput at concurrency 32: a load all three can carry.
+            foreach (var stream in new[] { false, true })
+            {
+                var rate = Math.Max(10, Math.Round(0.5 * report.Closed.Where(r => r.Stream == stream && r.Concurrency == 32).Min(r => r.Throughput) / 10) * 10);
+                foreach (var (scenario, mode, expect) in Scenarios)
+                {
+                    var factory = new RequestFactory(scenario == "direct" ? upstreamUrl : proxy.Url, mode, stream, "bench") { ExpectMemory = expect };
+                    report.Open.Add(await MeasureOpenAsync(scenario, factory, rate, scenario == "direct" ? null : proxy, client, options));
+                }
+            }
+
+            // Allocations against the number of chunks: the same streamed answer in 20 chunks and in 500.
+            foreach (var (scenario, mode, expect) in Scenarios.Skip(1))
+            {
+                foreach (var tokens in new[] { 20, 500 })
+                {
+                    // A new session per request: the history read stays empty, so only the tee and the stored answer vary.
+                    var factory = new RequestFactory(proxy.Url, mode, stream: true, $"chunks-{tokens}", sessions: 1) { Tokens = tokens, SessionPerRequest = true };
+                    var row = await MeasureAsync(scenario, factory, 1, proxy, client, options);
+                    report.Chunks.Add(row with { Tokens = tokens });
+                }
+            }
+
+            report.MainPeakRssMb = proxy.PeakRssMb;
+        }
+
+        await CountRoundTripsAsync(report, redis, upstreamUrl, client, options);
+        await DelayModeAsync(report, redis, upstreamUrl, client, options);
+        await SlowStreamsAsync(report, redis, upstreamUrl, options);
+
+        report.Print();
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.JsonPath))!);
+        await File.WriteAllTextAsync(options.JsonPath, JsonSerializer.Serialize(report, s_json));
+        Console.WriteLine($"JSON: {Path.GetFullPath(options.JsonPath)}");
+        return 0;
+    }
+
+    private static readonly (string Scenario, string? Mode, string? Expect)[] Scenarios =
+    [
+        ("direct", null, null),
+        ("proxy-off", "off", "off"),
+        ("proxy-memory", "inject", "hit"),
+    ];
+
+    private static async Task<Row> MeasureAsync(string scenario, RequestFactory factory, int concurrency, ProxyInstance? proxy, HttpClient client, BenchOptions options)
+    {
+        var label = $"{scenario} {(factory.Stream ? "stream" : "json")} c={concurrency}";
+        Step(label);
+        await LoadGenerator.ClosedAsync(label, client, factory, concurrency, options.Warmup);
+        var (allocated, cpu) = proxy is null ? (0, 0) : (await proxy.AllocatedBytesAsync(), proxy.CpuSeconds);
+        var run = await LoadGenerator.ClosedAsync(label, client, factory, concurrency, options.Duration);
+        return await RowAsync(scenario, factory, run, proxy, allocated, cpu);
+    }
+
+    private static async Task<Row> MeasureOpenAsync(string scenario, RequestFactory factory, double rate, ProxyInstance? proxy, HttpClient client, BenchOptions options)
+    {
+        var label = $"{scenario} {(factory.Stream ? "stream" : "json")} open loop {rate} req/s";
+        Step(label);
+        await LoadGenerator.OpenAsync(label, client, factory, rate, options.Warmup);
+        var (allocated, cpu) = proxy is null ? (0, 0) : (await proxy.AllocatedBytesAsync(), proxy.CpuSeconds);
+        var run = await LoadGenerator.OpenAsync(label, client, factory, rate, options.Duration);
+        return await RowAsync(scenario, factory, run, proxy, allocated, cpu);
+    }
+
+    private static async Task<Row> RowAsync(string scenario, RequestFactory factory, RunResult run, ProxyInstance? proxy, double allocatedBefore, double cpuBefore)
+    {
+        double? allocated = null, cpu = null, rss = null;
+        if (proxy is not null && run.Requests > 0)
+        {
+            allocated = (await proxy.AllocatedBytesAsync() - allocatedBefore) / run.Requests;
+            cpu = (proxy.CpuSeconds - cpuBefore) * 1e6 / run.Requests;
+            rss = proxy.RssMb;
+        }
+
+        return new Row(scenario, factory.Stream, run.Concurrency, run.Rate, run.Requests, run.Errors, run.Throughput,
+            run.P50, run.P99, run.TtfbP50, run.TtfbP99, allocated, cpu, rss);
+    }
+
+    private static async Task CountRoundTripsAsync(Report report, RedisServer redis, Uri upstreamUrl, HttpClient client, BenchOptions options)
+    {
+        Step("counting Redis round trips on the wire (relay, no delay)");
+        await using var relay = RedisRelay.Start(redis);
+        using var proxy = await ProxyInstance.StartAsync(upstreamUrl, relay.ConnectionString);
+        var append = Sha1(RedisScripts.Append);
+        var requests = options.Smoke ? 20 : 200;
+        relay.Reset();
+        for (var i = 0; i < requests; i++)
+        {
+            var factory = new RequestFactory(proxy.Url, "inject", stream: i % 2 == 0, "count", sessions: 8);
+            var sample = await LoadGenerator.SendAsync(client, factory.Create(i, i), factory);
+            if (!sample.Ok)
+            {
+                throw new InvalidOperationException("a counted request failed");
+            }
+        }
+
+        await WaitAsync(() => relay.DataRoundTrips.Count(t => t.FirstArguments.Contains(append)) >= requests, TimeSpan.FromSeconds(30));
+        await Task.Delay(200);
+        // A read is one batch (LRANGE and two EXPIREs, written together), a write one EVALSHA of the append script.
+        // SE.Redis may pipeline one request's write with the next one's read on the shared connection; each still waits
+        // on nothing but its own reply, so reads and writes are counted by their commands.
+        var commands = relay.RoundTrips.SelectMany(t => t.Commands.Zip(t.FirstArguments)).Where(c => c.First is not ("PING" or "ECHO")).ToList();
+        report.ReadRoundTripsPerRequest = (double)commands.Count(c => c.First == "LRANGE") / requests;
+        report.WriteRoundTripsPerRequest = (double)commands.Count(c => c is ("EVALSHA", var sha) && sha == append) / requests;
+        report.OtherRoundTrips = commands.Count(c => c.First is not ("LRANGE" or "EXPIRE" or "PEXPIRE") && !(c.First == "EVALSHA" && c.Second == append));
+        report.ReadBatchesIntact = relay.DataRoundTrips.All(t => t.Commands.Count(c => c == "LRANGE") * 2 == t.Commands.Count(c => c is "EXPIRE" or "PEXPIRE"));
+        report.CountedRequests = requests;
+    }
+
+    /// <summary>Redis made 10 ms away (5 ms each way) so each round trip shows in the latency.</summary>
+    private static async Task DelayModeAsync(Report report, RedisServer redis, Uri upstreamUrl, HttpClient client, BenchOptions options)
+    {
+        Step($"delay mode: {s_delayEachWay.TotalMilliseconds} ms each way in front of Redis");
+        await using var relay = RedisRelay.Start(redis);
+        using var proxy = await ProxyInstance.StartAsync(upstreamUrl, relay.ConnectionString);
+        relay.Delay = s_delayEachWay;
+        await SeedAsync(client, proxy.Url, "delay", 1);
+        report.DelayRttMs = await RedisRoundTripAsync(relay.ConnectionString);
+
+        var pause = TimeSpan.FromMilliseconds(30);
+        foreach (var (name, stream, upload) in new[] { ("json", false, TimeSpan.Zero), ("stream", true, TimeSpan.Zero), ("json, 30 ms upload", false, pause) })
+        {
+            foreach (var (scenario, mode, expect) in Scenarios.Skip(1))
+            {
+                var factory = new RequestFactory(proxy.Url, mode, stream, "delay", sessions: 1) { UploadPause = upload, ExpectMemory = expect };
+                var row = await MeasureAsync(scenario, factory, 1, proxy, client, options with { Duration = options.DelayDuration });
+                report.Delay.Add(row with { Variant = name });
+            }
+        }
+    }
+
+    /// <summary>Many long, slow streams held at once: what memory a sidecar needs for them.</summary>
+    private static async Task SlowStreamsAsync(Report report, RedisServer redis, Uri upstreamUrl, BenchOptions options)
+    {
+        var streams = options.Streams;
+        Step($"{streams} concurrent slow streams (100 tokens, 100 ms apart)");
+        using var proxy = await ProxyInstance.StartAsync(upstreamUrl, redis.ConnectionString);
+        using var client = LoadGenerator.CreateClient();
+        report.StreamsBaselineRssMb = proxy.RssMb;
+        var factory = new RequestFactory(proxy.Url, "inject", stream: true, "slow", sessions: streams) { Tokens = 100, TokenDelayMs = 100 };
+        var started = Stopwatch.GetTimestamp();
+        var all = Enumerable.Range(0, streams).Select(i => Task.Run(() => LoadGenerator.SendAsync(client, factory.Create(i, 0), factory))).ToArray();
+        var peakSampled = 0.0;
+        while (!Task.WhenAll(all).IsCompleted)
+        {
+            peakSampled = Math.Max(peakSampled, proxy.RssMb);
+            await Task.Delay(100);
+        }
+
+        var samples = await Task.WhenAll(all);
+        report.Streams = streams;
+        report.StreamsCompleted = samples.Count(s => s.Ok);
+        report.StreamsSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        report.StreamsPeakRssMb = Math.Max(peakSampled, proxy.PeakRssMb);
+    }
+
+    private static async Task SeedAsync(HttpClient client, Uri proxy, string prefix, int sessions)
+    {
+        for (var turn = 0; turn < HistoryTurns; turn++)
+        {
+            await Task.WhenAll(Enumerable.Range(0, sessions).Select(async session =>
+            {
+                var factory = new RequestFactory(proxy, "inject", stream: false, prefix, sessions);
+                var sample = await LoadGenerator.SendAsync(client, factory.Create(session, turn), factory);
+                if (!sample.Ok)
+                {
+                    throw new InvalidOperationException("seeding failed");
+                }
+            }));
+        }
+
+        // The last turns are written in the background; wait for them like a later request would not have to.
+        await Task.Delay(500);
+    }
+
+    private static async Task<int> HistoryBytesAsync(RedisServer redis, string session)
+    {
+        var tenant = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(RequestFactory.ApiKey)).AsSpan(0, 16));
+        var turns = await redis.Db.ListRangeAsync($"mnemo:v1:{{{tenant}:{session}}}:turns", -HistoryTurns, -1);
+        return turns.Sum(t => TurnCodec.TryRead((byte[])t!, out var view) ? view.Messages.Length + 1 : 0);
+    }
+
+    private static Task<double> RedisRoundTripAsync(RedisServer redis) => RedisRoundTripAsync(redis.ConnectionString);
+
+    private static async Task<double> RedisRoundTripAsync(string connection)
+    {
+        await using var multiplexer = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(connection);
+        var database = multiplexer.GetDatabase();
+        var times = new List<double>();
+        for (var i = 0; i < 200; i++)
+        {
+            times.Add((await database.PingAsync()).TotalMilliseconds);
+        }
+
+        return RunResult.Percentile([.. times.Order()], 0.5);
+    }
+
+    private static MnemoProcess StartUpstream(int tokens, out Uri url)
+    {
+        var port = Ports.Free();
+        url = new Uri($"http://127.0.0.1:{port}");
+        return MnemoProcess.Start([typeof(LoadBenchmark).Assembly.Location, "upstream", "--port", port.ToString(CultureInfo.InvariantCulture), "--tokens", tokens.ToString(CultureInfo.InvariantCulture)]);
+    }
+
+    private static async Task WaitForPortAsync(Uri url)
+    {
+        using var probe = new HttpClient();
+        await WaitAsync(async () =>
+        {
+            try
+            {
+                await probe.GetAsync(url);
+                return true;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(30));
+    }
+
+    private static Task WaitAsync(Func<bool> condition, TimeSpan timeout) => WaitAsync(() => Task.FromResult(condition()), timeout);
+
+    private static async Task WaitAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("benchmark step timed out");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    // Redis names a script by its SHA1: this is how the relay tells the read script from the append script.
+#pragma warning disable CA5350
+    private static string Sha1(string script) => Convert.ToHexStringLower(SHA1.HashData(Encoding.UTF8.GetBytes(script)));
+#pragma warning restore CA5350
+
+    private static void Step(string text) => Console.WriteLine($"  [{DateTime.Now:HH:mm:ss}] {text}");
+}
+
+/// <summary>Command-line settings of the load benchmark.</summary>
+internal sealed record BenchOptions(TimeSpan Duration, TimeSpan Warmup, TimeSpan DelayDuration, int Tokens, int Streams, string JsonPath, bool Smoke)
+{
+    public static BenchOptions Parse(string[] args)
+    {
+        var smoke = args.Contains("--smoke");
+        var options = smoke
+            ? new BenchOptions(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(1), 20, 50, "artifacts/benchmark-smoke.json", true)
+            : new BenchOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), 20, 500, "artifacts/benchmark.json", false);
+        for (var i = 0; i < args.Length - 1; i++)
+        {
+            var value = args[i + 1];
+            options = args[i] switch
+            {
+                "--duration" => options with { Duration = TimeSpan.FromSeconds(double.Parse(value, CultureInfo.InvariantCulture)) },
+                "--warmup" => options with { Warmup = TimeSpan.FromSeconds(double.Parse(value, CultureInfo.InvariantCulture)) },
+                "--tokens" => options with { Tokens = int.Parse(value, CultureInfo.InvariantCulture) },
+                "--streams" => options with { Streams = int.Parse(value, CultureInfo.InvariantCulture) },
+                "--json" => options with { JsonPath = value },
+                _ => options,
+            };
+        }
+
+        return options;
+    }
+
+    public string Describe() =>
+        $"{Duration.TotalSeconds:0.#} s per run after {Warmup.TotalSeconds:0.#} s warm-up, {Tokens} tokens per answer, {Streams} slow streams";
+}

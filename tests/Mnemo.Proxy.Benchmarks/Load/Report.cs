@@ -1,0 +1,191 @@
+using System.Globalization;
+using System.Text;
+
+namespace Mnemo.Proxy.Benchmarks.Load;
+
+/// <summary>One measured run: latencies in milliseconds; allocation, CPU and RSS of the proxy process.</summary>
+internal sealed record Row(
+    string Scenario, bool Stream, int Concurrency, double Rate, int Requests, int Errors, double Throughput,
+    double P50, double P99, double TtfbP50, double TtfbP99, double? AllocatedBytesPerRequest, double? CpuMicrosecondsPerRequest, double? RssMb)
+{
+    public string? Variant { get; init; }
+
+    public int? Tokens { get; init; }
+
+    public string Body => Stream ? "stream" : "json";
+}
+
+/// <summary>Everything one benchmark run measured, the table it prints and the targets it checks.</summary>
+internal sealed class Report
+{
+    public string Machine { get; set; } = "";
+
+    public string Options { get; set; } = "";
+
+    public double RedisRttMs { get; set; }
+
+    public int HistoryBytes { get; set; }
+
+    public List<Row> Closed { get; } = [];
+
+    public List<Row> Open { get; } = [];
+
+    public List<Row> Chunks { get; } = [];
+
+    public List<Row> Delay { get; } = [];
+
+    public double DelayRttMs { get; set; }
+
+    public double ReadRoundTripsPerRequest { get; set; }
+
+    public double WriteRoundTripsPerRequest { get; set; }
+
+    public int OtherRoundTrips { get; set; }
+
+    /// <summary>Every read's LRANGE travelled with its two PEXPIREs in one round trip.</summary>
+    public bool ReadBatchesIntact { get; set; }
+
+    public int CountedRequests { get; set; }
+
+    public double MainPeakRssMb { get; set; }
+
+    public int Streams { get; set; }
+
+    public int StreamsCompleted { get; set; }
+
+    public double StreamsSeconds { get; set; }
+
+    public double StreamsBaselineRssMb { get; set; }
+
+    public double StreamsPeakRssMb { get; set; }
+
+    public List<Target> Targets => BuildTargets();
+
+    public void Print()
+    {
+        var text = new StringBuilder();
+        text.AppendLine();
+        text.AppendLine($"Machine: {Machine}");
+        text.AppendLine($"Runs: {Options}. History per memory request: {HistoryBytes} bytes ({HistoryBytes / 1024.0:F1} KB, 20 turns). Loopback Redis round trip p50: {RedisRttMs:F3} ms.");
+        text.AppendLine();
+        text.AppendLine("Closed loop (added = this row minus direct, same body and concurrency)");
+        Table(text, Closed, open: false);
+        text.AppendLine();
+        text.AppendLine($"Open loop, fixed rate, latency from the scheduled send time");
+        Table(text, Open, open: true);
+        text.AppendLine();
+        text.AppendLine($"Redis round trips per memory request, counted on the wire over {CountedRequests} requests: read {ReadRoundTripsPerRequest:F2}, write {WriteRoundTripsPerRequest:F2}, other commands {OtherRoundTrips}");
+        text.AppendLine();
+        text.AppendLine($"Delay mode: Redis behind a relay adding 5 ms each way (measured round trip p50 {DelayRttMs:F1} ms), concurrency 1");
+        foreach (var variant in Delay.Select(d => d.Variant).Distinct())
+        {
+            var off = Delay.Single(d => d.Variant == variant && d.Scenario == "proxy-off");
+            var memory = Delay.Single(d => d.Variant == variant && d.Scenario == "proxy-memory");
+            var metric = variant == "stream" ? "TTFB" : "latency";
+            var (o, m) = variant == "stream" ? (off.TtfbP50, memory.TtfbP50) : (off.P50, memory.P50);
+            text.AppendLine(Invariant($"  {variant,-20} p50 {metric}: proxy-off {o,7:F2} ms, proxy-memory {m,7:F2} ms, memory adds {m - o,6:F2} ms = {(m - o) / DelayRttMs,4:F2} round trips"));
+        }
+
+        text.AppendLine();
+        text.AppendLine("Allocations against stream length (concurrency 1, streamed answer of 20 vs 500 chunks)");
+        foreach (var scenario in Chunks.Select(c => c.Scenario).Distinct())
+        {
+            var small = Chunks.Single(c => c.Scenario == scenario && c.Tokens == 20);
+            var large = Chunks.Single(c => c.Scenario == scenario && c.Tokens == 500);
+            text.AppendLine(Invariant($"  {scenario,-13} {small.AllocatedBytesPerRequest / 1024,7:F1} KB/request at 20 chunks, {large.AllocatedBytesPerRequest / 1024,7:F1} KB at 500: {PerChunk(scenario),6:F1} B per extra chunk"));
+        }
+
+        text.AppendLine();
+        text.AppendLine(Invariant($"{Streams} concurrent slow streams (memory on, 100 tokens 100 ms apart): {StreamsCompleted} completed in {StreamsSeconds:F1} s; proxy RSS {StreamsBaselineRssMb:F0} MB idle, {StreamsPeakRssMb:F0} MB peak"));
+        text.AppendLine(Invariant($"Proxy peak RSS over the closed and open loop runs: {MainPeakRssMb:F0} MB"));
+        text.AppendLine();
+        text.AppendLine("Targets");
+        foreach (var target in Targets)
+        {
+            text.AppendLine($"  [{(target.Met ? "met" : "MISSED")}] {target.Name}: {target.Detail}");
+        }
+
+        Console.Write(text.ToString());
+    }
+
+    private double PerChunk(string scenario)
+    {
+        var small = Chunks.Single(c => c.Scenario == scenario && c.Tokens == 20);
+        var large = Chunks.Single(c => c.Scenario == scenario && c.Tokens == 500);
+        return ((large.AllocatedBytesPerRequest ?? 0) - (small.AllocatedBytesPerRequest ?? 0)) / 480;
+    }
+
+    private List<Target> BuildTargets()
+    {
+        var targets = new List<Target>();
+        if (Closed.Count == 0)
+        {
+            return targets;
+        }
+
+        foreach (var stream in new[] { false, true })
+        {
+            var body = stream ? "stream" : "json";
+            var (direct, off, memory) = Three(Closed, stream, 1);
+            double offAdded = off.P50 - direct.P50, memoryAdded = memory.P50 - direct.P50;
+            targets.Add(new Target($"proxy-memory adds at most 2x what proxy-off adds, p50, c=1, {body}", memoryAdded <= 2 * offAdded,
+                Invariant($"memory adds {memoryAdded:F3} ms, off adds {offAdded:F3} ms: {memoryAdded / offAdded:F2}x")));
+
+            var (_, off32, memory32) = Three(Closed, stream, 32);
+            targets.Add(new Target($"proxy-memory throughput at least 60% of proxy-off, c=32, {body}", memory32.Throughput >= 0.6 * off32.Throughput,
+                Invariant($"{memory32.Throughput:F0} vs {off32.Throughput:F0} req/s: {memory32.Throughput / off32.Throughput:P0}")));
+        }
+
+        foreach (var concurrency in new[] { 1, 32 })
+        {
+            var (direct, off, memory) = Three(Closed, stream: true, concurrency);
+            double offAdded = off.TtfbP50 - direct.TtfbP50, memoryAdded = memory.TtfbP50 - direct.TtfbP50;
+            targets.Add(new Target($"added TTFB p50 on streams at most proxy-off's plus one Redis round trip, c={concurrency}", memoryAdded <= offAdded + RedisRttMs,
+                Invariant($"memory adds {memoryAdded:F3} ms, off adds {offAdded:F3} ms, round trip {RedisRttMs:F3} ms")));
+        }
+
+        targets.Add(new Target("exactly 1.0 read and 1.0 write round trip per memory request",
+            ReadRoundTripsPerRequest == 1.0 && WriteRoundTripsPerRequest == 1.0 && OtherRoundTrips == 0 && ReadBatchesIntact,
+            Invariant($"read {ReadRoundTripsPerRequest:F2}, write {WriteRoundTripsPerRequest:F2}, other {OtherRoundTrips}")));
+
+        if (Chunks.Count == 4)
+        {
+            var tee = PerChunk("proxy-memory") - PerChunk("proxy-off");
+            targets.Add(new Target("allocations per request do not grow with the number of chunks (the tee copies no stream)", tee < 32,
+                Invariant($"memory allocates {tee:F1} B more than proxy-off per extra chunk; a chunk is ~190 B on the wire and adds 5 B of answer text")));
+        }
+
+        targets.Add(new Target($"{Streams} concurrent slow streams held with peak RSS under 200 MB", StreamsCompleted == Streams && StreamsPeakRssMb < 200,
+            Invariant($"{StreamsCompleted}/{Streams} completed, peak RSS {StreamsPeakRssMb:F0} MB")));
+        return targets;
+    }
+
+    private static (Row Direct, Row Off, Row Memory) Three(List<Row> rows, bool stream, int concurrency)
+    {
+        Row Pick(string scenario) => rows.Single(r => r.Scenario == scenario && r.Stream == stream && r.Concurrency == concurrency);
+        return (Pick("direct"), Pick("proxy-off"), Pick("proxy-memory"));
+    }
+
+    private static void Table(StringBuilder text, List<Row> rows, bool open)
+    {
+        text.AppendLine(open
+            ? "  scenario      body    rate/s  p50 ms   p99 ms  +p50 ms  +p99 ms  ttfb p50  +ttfb  errors  alloc KB/req  CPU us/req  RSS MB"
+            : "  scenario      body    conc  p50 ms   p99 ms  +p50 ms  +p99 ms  ttfb p50  +ttfb    req/s  errors  alloc KB/req  CPU us/req  RSS MB");
+        foreach (var row in rows)
+        {
+            var direct = rows.First(r => r.Scenario == "direct" && r.Stream == row.Stream && r.Concurrency == row.Concurrency && r.Rate == row.Rate);
+            var added = row.Scenario == "direct" ? "       -        -" : Invariant($"{row.P50 - direct.P50,8:F3} {row.P99 - direct.P99,8:F3}");
+            var ttfb = row.Stream ? Invariant($"{row.TtfbP50,8:F3} {(row.Scenario == "direct" ? "     -" : (row.TtfbP50 - direct.TtfbP50).ToString("F3", CultureInfo.InvariantCulture)),6}") : "       -      -";
+            var proxy = row.AllocatedBytesPerRequest is null ? "             -           -       -"
+                : Invariant($"{row.AllocatedBytesPerRequest / 1024,13:F1} {row.CpuMicrosecondsPerRequest,11:F0} {row.RssMb,7:F0}");
+            text.AppendLine(open
+                ? Invariant($"  {row.Scenario,-13} {row.Body,-6} {row.Rate,7:F0} {row.P50,7:F3} {row.P99,8:F3} {added} {ttfb} {row.Errors,7} {proxy}")
+                : Invariant($"  {row.Scenario,-13} {row.Body,-6} {row.Concurrency,5} {row.P50,7:F3} {row.P99,8:F3} {added} {ttfb} {row.Throughput,8:F0} {row.Errors,7} {proxy}"));
+        }
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>One of the issue's performance targets and whether this run met it.</summary>
+internal sealed record Target(string Name, bool Met, string Detail);
