@@ -15,6 +15,8 @@ internal sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
 
     public int Length => _length;
 
+    public int Capacity => _array.Length;
+
     public ReadOnlySpan<byte> Span => _array.AsSpan(0, _length);
 
     public ReadOnlyMemory<byte> Memory => _array.AsMemory(0, _length);

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Mnemo.Proxy.Resilience;
 using Mnemo.Proxy.Sessions;
 using Polly;
-using Polly.Registry;
 
 namespace Mnemo.Proxy.History;
 
@@ -13,10 +12,10 @@ internal sealed class HistoryReader
     private readonly ResiliencePipeline _pipeline;
     private readonly ILogger<HistoryReader> _logger;
 
-    public HistoryReader(IHistoryStore store, ResiliencePipelineProvider<string> pipelines, ILogger<HistoryReader> logger)
+    public HistoryReader(IHistoryStore store, RedisPipelines pipelines, ILogger<HistoryReader> logger)
     {
         _store = store;
-        _pipeline = pipelines.GetPipeline(RedisPipelines.Read);
+        _pipeline = pipelines.Read;
         _logger = logger;
     }
 

@@ -31,8 +31,9 @@ internal sealed class RedisHistoryStore : IHistoryStore
     public string Name => "redis";
 
     /// <remarks>
-    /// A batch, not a script: the list and the expiry refreshes leave in one write and come back in one reply, and
-    /// Redis does not copy the turns into Lua strings and out again (that cost ten times the LRANGE itself).
+    /// A batch, not a script: Redis would copy every turn into a Lua string and out again, ten times the cost of the
+    /// LRANGE itself. Nor MULTI/EXEC: Redis refuses to queue a transaction at maxmemory, which would cut reads off
+    /// exactly when writes fail. The request waits on the LRANGE reply only; the expiry refreshes are fire-and-forget.
     /// </remarks>
     public async ValueTask<HistoryWindow> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken)
     {

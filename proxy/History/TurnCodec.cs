@@ -5,52 +5,90 @@ namespace Mnemo.Proxy.History;
 
 /// <summary>
 /// The stored form of a turn, one Redis list element:
-/// <c>{"id":"…","ts":unix-ms,"d":"dialect","tok":estimate,"usage":{…},"messages":[…]}</c>.
+/// <c>{"id":"…","tok":estimate,"ml":length,"messages":[…],"ts":unix-ms,"d":"dialect","usage":{…}}</c>.
 /// Messages are kept in the dialect's own request format so they splice back without conversion.
 /// </summary>
+/// <remarks>
+/// The read path locates twenty of these per request, so what it needs comes first: the id, the token estimate and
+/// <c>ml</c>, the byte length of the messages array, which is then taken by offset instead of being tokenized.
+/// </remarks>
 internal static class TurnCodec
 {
     private static readonly JsonWriterOptions s_writerOptions = new() { SkipValidation = true };
 
+    // Encode runs synchronously on the request's thread and never re-enters, so one writer and two buffers per thread
+    // serve every turn.
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
+    [ThreadStatic]
+    private static PooledBuffer? t_messages;
+
+    [ThreadStatic]
+    private static PooledBuffer? t_element;
+
     public static string NewId() => Guid.CreateVersion7().ToString("N");
 
     /// <summary>Writes a turn element; <paramref name="writeMessages"/> writes the elements of the messages array.</summary>
-    /// <remarks>
-    /// <c>ml</c>, the byte length of the messages array, comes right before it so a reader can take the array by offset
-    /// instead of tokenizing it: the read path locates twenty of these per request.
-    /// </remarks>
     public static byte[] Encode<TState>(
         string id, long timestampMs, string dialect, int tokens, ReadOnlySpan<byte> usage, TState state, Action<Utf8JsonWriter, TState> writeMessages)
     {
-        using var messages = new PooledBuffer(1024);
-        using (var writer = new Utf8JsonWriter(messages, s_writerOptions))
+        var messages = t_messages ??= new PooledBuffer(4096);
+        var element = t_element ??= new PooledBuffer(4096);
+        messages.Clear();
+        element.Clear();
+        var writer = t_writer ??= new Utf8JsonWriter(messages, s_writerOptions);
+        try
         {
+            writer.Reset(messages);
             writer.WriteStartArray();
             writeMessages(writer, state);
             writer.WriteEndArray();
-        }
+            writer.Flush();
 
-        using var buffer = new PooledBuffer(messages.Length + 256);
-        using (var writer = new Utf8JsonWriter(buffer, s_writerOptions))
-        {
+            writer.Reset(element);
             writer.WriteStartObject();
             writer.WriteString("id"u8, id);
+            writer.WriteNumber("tok"u8, tokens);
+            writer.WriteNumber("ml"u8, messages.Length);
+            writer.WritePropertyName("messages"u8);
+            writer.WriteRawValue(messages.Span, skipInputValidation: true);
             writer.WriteNumber("ts"u8, timestampMs);
             writer.WriteString("d"u8, dialect);
-            writer.WriteNumber("tok"u8, tokens);
             if (!usage.IsEmpty)
             {
                 writer.WritePropertyName("usage"u8);
                 writer.WriteRawValue(usage, skipInputValidation: true);
             }
 
-            writer.WriteNumber("ml"u8, messages.Length);
-            writer.WritePropertyName("messages"u8);
-            writer.WriteRawValue(messages.Span, skipInputValidation: true);
             writer.WriteEndObject();
+            writer.Flush();
+            return element.ToArray();
         }
+        finally
+        {
+            writer.Reset(Stream.Null);
+            ShrinkIfLarge(messages);
+            ShrinkIfLarge(element);
+        }
+    }
 
-        return buffer.ToArray();
+    // A rare very long answer must not pin a large array to a thread for the life of the process.
+    private static void ShrinkIfLarge(PooledBuffer buffer)
+    {
+        buffer.Clear();
+        if (buffer.Capacity > 256 * 1024)
+        {
+            buffer.Dispose();
+            if (ReferenceEquals(buffer, t_messages))
+            {
+                t_messages = null;
+            }
+            else
+            {
+                t_element = null;
+            }
+        }
     }
 
     /// <summary>Locates the parts of a stored element; false for an element this version cannot use.</summary>
@@ -102,9 +140,10 @@ internal static class TurnCodec
                     }
 
                     var end = start + messagesLength;
-                    if (messagesLength >= 2 && end <= span.Length && span[end - 1] == (byte)']')
+                    if (hasId && messagesLength >= 2 && end <= span.Length && span[end - 1] == (byte)']')
                     {
                         // Taken by offset: the array is this writer's own output, sized when it was written.
+                        // What follows it (timestamp, dialect, usage) is not needed to splice.
                         messages = new Range(start + 1, end - 1);
                         hasMessages = true;
                         break;

@@ -55,7 +55,7 @@ public static class MnemoHostingExtensions
         services.AddSingleton<MnemoMetrics>();
         services.AddSingleton<SessionResolver>();
         services.AddSingleton<DialectRegistry>();
-        services.AddMnemoResilience();
+        services.AddSingleton<RedisPipelines>();
         services.AddMnemoHistory(configuration.GetConnectionString(RedisConnectionStringName));
         services.AddSingleton<WriteBackQueue>();
         services.AddSingleton<WriteBackService>();

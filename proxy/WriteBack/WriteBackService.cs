@@ -4,7 +4,6 @@ using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Resilience;
 using Polly;
-using Polly.Registry;
 
 namespace Mnemo.Proxy.WriteBack;
 
@@ -31,14 +30,14 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     public WriteBackService(
         WriteBackQueue queue,
         IHistoryStore store,
-        ResiliencePipelineProvider<string> pipelines,
+        RedisPipelines pipelines,
         MnemoMetrics metrics,
         IOptions<WriteBackOptions> options,
         ILogger<WriteBackService> logger)
     {
         _queue = queue;
         _store = store;
-        _retries = pipelines.GetPipeline(RedisPipelines.Write);
+        _retries = pipelines.Write;
         _metrics = metrics;
         _logger = logger;
         _maxConcurrent = options.Value.MaxConcurrentWrites;

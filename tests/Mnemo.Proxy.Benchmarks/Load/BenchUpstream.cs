@@ -8,7 +8,7 @@ namespace Mnemo.Proxy.Benchmarks.Load;
 /// <summary>
 /// A fake OpenAI-compatible LLM with a configurable time to first byte, answer length and inter-token delay, run as its
 /// own process so its work is not counted against the load generator's. Per request, headers override the defaults:
-/// <c>X-Bench-Tokens</c>, <c>X-Bench-Ttfb-Ms</c>, <c>X-Bench-Token-Delay-Ms</c>. A body containing
+/// <c>X-Bench-Tokens</c>, <c>X-Bench-Ttfb-Ms</c>, <c>X-Bench-Token-Delay-Ms</c>, <c>X-Bench-Status</c>. A body containing
 /// <c>"stream":true</c> gets SSE chunks in the Chat Completions shape, any other a chat.completion object.
 /// </summary>
 internal static class BenchUpstream
@@ -37,6 +37,14 @@ internal static class BenchUpstream
     private static async Task HandleAsync(HttpContext context, Defaults defaults)
     {
         var stream = await ReadStreamFlagAsync(context.Request);
+        var status = Header(context, "X-Bench-Status", 200);
+        if (status != 200)
+        {
+            // An upstream error: the proxy reads history but has no answer to write back.
+            context.Response.StatusCode = status;
+            return;
+        }
+
         var tokens = Header(context, "X-Bench-Tokens", defaults.Tokens);
         var ttfb = Header(context, "X-Bench-Ttfb-Ms", defaults.TtfbMs);
         var delay = Header(context, "X-Bench-Token-Delay-Ms", defaults.TokenDelayMs);

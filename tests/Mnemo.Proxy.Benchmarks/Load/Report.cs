@@ -42,8 +42,8 @@ internal sealed class Report
 
     public int OtherRoundTrips { get; set; }
 
-    /// <summary>Every read's LRANGE travelled with its two PEXPIREs in one round trip.</summary>
-    public bool ReadBatchesIntact { get; set; }
+    /// <summary>EXPIREs sent per read: 2 means both keys' expiry was refreshed by every read.</summary>
+    public double ExpiryRefreshesPerRead { get; set; }
 
     public int CountedRequests { get; set; }
 
@@ -74,7 +74,7 @@ internal sealed class Report
         text.AppendLine($"Open loop, fixed rate, latency from the scheduled send time");
         Table(text, Open, open: true);
         text.AppendLine();
-        text.AppendLine($"Redis round trips per memory request, counted on the wire over {CountedRequests} requests: read {ReadRoundTripsPerRequest:F2}, write {WriteRoundTripsPerRequest:F2}, other commands {OtherRoundTrips}");
+        text.AppendLine($"Redis round trips per memory request, counted on the wire over {CountedRequests} requests: read {ReadRoundTripsPerRequest:F2} (LRANGE; EXPIREs per read {ExpiryRefreshesPerRead:F2}, fire-and-forget), write {WriteRoundTripsPerRequest:F2} (EVALSHA), other commands {OtherRoundTrips}");
         text.AppendLine();
         text.AppendLine($"Delay mode: Redis behind a relay adding 5 ms each way (measured round trip p50 {DelayRttMs:F1} ms), concurrency 1");
         foreach (var variant in Delay.Select(d => d.Variant).Distinct())
@@ -145,8 +145,8 @@ internal sealed class Report
         }
 
         targets.Add(new Target("exactly 1.0 read and 1.0 write round trip per memory request",
-            ReadRoundTripsPerRequest == 1.0 && WriteRoundTripsPerRequest == 1.0 && OtherRoundTrips == 0 && ReadBatchesIntact,
-            Invariant($"read {ReadRoundTripsPerRequest:F2}, write {WriteRoundTripsPerRequest:F2}, other {OtherRoundTrips}")));
+            ReadRoundTripsPerRequest == 1.0 && WriteRoundTripsPerRequest == 1.0 && OtherRoundTrips == 0 && ExpiryRefreshesPerRead == 2.0,
+            Invariant($"read {ReadRoundTripsPerRequest:F2} (LRANGE, with {ExpiryRefreshesPerRead:F2} fire-and-forget EXPIREs each), write {WriteRoundTripsPerRequest:F2} (EVALSHA), other commands {OtherRoundTrips}")));
 
         if (Chunks.Count == 4)
         {
