@@ -75,7 +75,10 @@ public sealed class RedisHistoryStoreTests
 
         var window = await store.ReadAsync(s_session, 10, default);
         Assert.That(Turns.Questions(window.Turns), Is.EqualTo(new[] { "q3", "q4", "q5" }));
-        // The dedupe window is the stored list: a trimmed turn's id is forgotten, a kept one is not.
+
+        // The dedupe window is the stored list: the meta hash marks exactly the stored turns, so it stays bounded.
+        var marks = (await _redis.Db.HashKeysAsync(RedisKeys.Meta(s_session))).Select(k => k.ToString()).Where(k => k.StartsWith("i:", StringComparison.Ordinal));
+        Assert.That(marks, Is.EquivalentTo(turns[2..].Select(t => "i:" + t.Id)));
         Assert.That(await store.AppendAsync(turns[4], default), Is.EqualTo(AppendResult.Duplicate));
     }
 
