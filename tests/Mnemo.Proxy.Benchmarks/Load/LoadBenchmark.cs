@@ -43,11 +43,8 @@ internal static class LoadBenchmark
             {
                 foreach (var concurrency in new[] { 1, 32 })
                 {
-                    foreach (var (scenario, mode, expect) in Scenarios)
-                    {
-                        var factory = new RequestFactory(scenario == "direct" ? upstreamUrl : proxy.Url, mode, stream, "bench") { ExpectMemory = expect };
-                        report.Closed.Add(await MeasureAsync(scenario, factory, concurrency, scenario == "direct" ? null : proxy, client, options));
-                    }
+                    var factories = Scenarios.Select(s => new RequestFactory(s.Scenario == "direct" ? upstreamUrl : proxy.Url, s.Mode, stream, "bench") { ExpectMemory = s.Expect }).ToArray();
+                    report.Closed.AddRange(await MeasureInterleavedAsync(factories, concurrency, proxy, client, options));
                 }
             }
 
@@ -103,6 +100,52 @@ internal static class LoadBenchmark
         var (allocated, cpu) = proxy is null ? (0, 0) : (await proxy.AllocatedBytesAsync(), proxy.CpuSeconds);
         var run = await LoadGenerator.ClosedAsync(label, client, factory, concurrency, options.Duration);
         return await RowAsync(scenario, factory, run, proxy, allocated, cpu);
+    }
+
+    /// <summary>
+    /// direct, proxy-off and proxy-memory in turn, several rounds of a slice each, samples pooled per scenario: a
+    /// machine whose speed drifts during the run (a shared 2-core VM) then drifts under all three alike.
+    /// </summary>
+    private static async Task<Row[]> MeasureInterleavedAsync(RequestFactory[] factories, int concurrency, ProxyInstance proxy, HttpClient client, BenchOptions options)
+    {
+        var body = factories[0].Stream ? "stream" : "json";
+        Step($"{body} c={concurrency}: {string.Join(", ", Scenarios.Select(s => s.Scenario))} interleaved, {options.Rounds} rounds");
+        foreach (var factory in factories)
+        {
+            await LoadGenerator.ClosedAsync("warm-up", client, factory, concurrency, options.Warmup / factories.Length);
+        }
+
+        var slice = options.Duration / options.Rounds;
+        var runs = new List<RunResult>[factories.Length];
+        var allocated = new double[factories.Length];
+        var cpu = new double[factories.Length];
+        for (var round = 0; round < options.Rounds; round++)
+        {
+            for (var i = 0; i < factories.Length; i++)
+            {
+                var measured = i > 0;
+                var (allocatedBefore, cpuBefore) = measured ? (await proxy.AllocatedBytesAsync(), proxy.CpuSeconds) : (0, 0);
+                (runs[i] ??= []).Add(await LoadGenerator.ClosedAsync(Scenarios[i].Scenario, client, factories[i], concurrency, slice));
+                if (measured)
+                {
+                    allocated[i] += await proxy.AllocatedBytesAsync() - allocatedBefore;
+                    cpu[i] += proxy.CpuSeconds - cpuBefore;
+                }
+            }
+        }
+
+        var rows = new Row[factories.Length];
+        for (var i = 0; i < factories.Length; i++)
+        {
+            var run = RunResult.Merge(Scenarios[i].Scenario, concurrency, runs[i]);
+            rows[i] = new Row(Scenarios[i].Scenario, factories[i].Stream, concurrency, 0, run.Requests, run.Errors, run.Throughput,
+                run.P50, run.P99, run.TtfbP50, run.TtfbP99,
+                i > 0 && run.Requests > 0 ? allocated[i] / run.Requests : null,
+                i > 0 && run.Requests > 0 ? cpu[i] * 1e6 / run.Requests : null,
+                i > 0 ? proxy.RssMb : null);
+        }
+
+        return rows;
     }
 
     private static async Task<Row> MeasureOpenAsync(string scenario, RequestFactory factory, double rate, ProxyInstance? proxy, HttpClient client, BenchOptions options)
@@ -298,14 +341,14 @@ internal static class LoadBenchmark
 }
 
 /// <summary>Command-line settings of the load benchmark.</summary>
-internal sealed record BenchOptions(TimeSpan Duration, TimeSpan Warmup, TimeSpan DelayDuration, int Tokens, int Streams, string JsonPath, bool Smoke)
+internal sealed record BenchOptions(TimeSpan Duration, TimeSpan Warmup, TimeSpan DelayDuration, int Tokens, int Streams, string JsonPath, bool Smoke, int Rounds = 5)
 {
     public static BenchOptions Parse(string[] args)
     {
         var smoke = args.Contains("--smoke");
         var options = smoke
-            ? new BenchOptions(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(1), 20, 50, "artifacts/benchmark-smoke.json", true)
-            : new BenchOptions(TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), 20, 500, "artifacts/benchmark.json", false);
+            ? new BenchOptions(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(1), 20, 50, "artifacts/benchmark-smoke.json", true, Rounds: 2)
+            : new BenchOptions(TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), 20, 500, "artifacts/benchmark.json", false);
         for (var i = 0; i < args.Length - 1; i++)
         {
             var value = args[i + 1];
@@ -315,6 +358,7 @@ internal sealed record BenchOptions(TimeSpan Duration, TimeSpan Warmup, TimeSpan
                 "--warmup" => options with { Warmup = TimeSpan.FromSeconds(double.Parse(value, CultureInfo.InvariantCulture)) },
                 "--tokens" => options with { Tokens = int.Parse(value, CultureInfo.InvariantCulture) },
                 "--streams" => options with { Streams = int.Parse(value, CultureInfo.InvariantCulture) },
+                "--rounds" => options with { Rounds = int.Parse(value, CultureInfo.InvariantCulture) },
                 "--json" => options with { JsonPath = value },
                 _ => options,
             };
@@ -324,5 +368,5 @@ internal sealed record BenchOptions(TimeSpan Duration, TimeSpan Warmup, TimeSpan
     }
 
     public string Describe() =>
-        $"{Duration.TotalSeconds:0.#} s per run after {Warmup.TotalSeconds:0.#} s warm-up, {Tokens} tokens per answer, {Streams} slow streams";
+        $"closed loop: {Duration.TotalSeconds:0.#} s per scenario in {Rounds} interleaved rounds after {Warmup.TotalSeconds:0.#} s warm-up; other runs {Duration.TotalSeconds:0.#} s; {Tokens} tokens per answer; {Streams} slow streams";
 }

@@ -145,6 +145,16 @@ internal sealed record RunResult(string Label, int Concurrency, int Requests, in
 
     public double TtfbP99 => Percentile(TtfbMs, 0.99);
 
+    /// <summary>Pools the runs of one scenario: all latencies together, throughput over their summed time.</summary>
+    public static RunResult Merge(string label, int concurrency, IReadOnlyList<RunResult> runs) => new(
+        label,
+        concurrency,
+        runs.Sum(r => r.Requests),
+        runs.Sum(r => r.Errors),
+        runs.Sum(r => r.Seconds),
+        [.. runs.SelectMany(r => r.LatencyMs).Order()],
+        [.. runs.SelectMany(r => r.TtfbMs).Order()]);
+
     public static RunResult From(string label, int concurrency, IEnumerable<Sample> samples, TimeSpan elapsed)
     {
         var all = samples.ToList();
