@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Net;
 using Mnemo.Proxy.Dialects;
 
@@ -67,6 +68,9 @@ internal sealed class TeeStream(Stream inner, Exchange exchange, ResponseParser?
         set => throw new NotSupportedException();
     }
 
+    // Pooled: a streamed answer waits for the upstream on almost every read (YARP's zero-byte reads included), and a
+    // plain async ValueTask would allocate a state machine box for each of them, growing allocations with stream length.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var read = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);

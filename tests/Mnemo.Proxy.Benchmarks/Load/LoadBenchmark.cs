@@ -65,7 +65,8 @@ internal static class LoadBenchmark
                 foreach (var tokens in new[] { 20, 500 })
                 {
                     // A new session per request: the history read stays empty, so only the tee and the stored answer vary.
-                    var factory = new RequestFactory(proxy.Url, mode, stream: true, $"chunks-{tokens}", sessions: 1) { Tokens = tokens, SessionPerRequest = true };
+                    // Tokens 1 ms apart, as an LLM paces them: the proxy then waits on the upstream for every chunk.
+                    var factory = new RequestFactory(proxy.Url, mode, stream: true, $"chunks-{tokens}", sessions: 1) { Tokens = tokens, TokenDelayMs = 1, SessionPerRequest = true };
                     var row = await MeasureAsync(scenario, factory, 1, proxy, client, options);
                     report.Chunks.Add(row with { Tokens = tokens });
                 }

@@ -87,7 +87,7 @@ internal sealed class Report
         }
 
         text.AppendLine();
-        text.AppendLine("Allocations against stream length (concurrency 1, streamed answer of 20 vs 500 chunks)");
+        text.AppendLine("Allocations against stream length (concurrency 1, streamed answer of 20 vs 500 chunks, 1 ms apart)");
         foreach (var scenario in Chunks.Select(c => c.Scenario).Distinct())
         {
             var small = Chunks.Single(c => c.Scenario == scenario && c.Tokens == 20);
