@@ -7,40 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '==> %s\n' "$*" >&2; }
-have() { command -v "$1" >/dev/null 2>&1; }
+# shellcheck source=tests/tools.sh
+. tests/tools.sh
 
 totals() {
   printf '%s passed, %s failed, %s skipped\n' "$1" "$2" "$3"
 }
 
-apt_install() {
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    have sudo || { log "error: ${*} missing, and neither root nor sudo is available to install them"; return 1; }
-    sudo="sudo"
-  fi
-  log "installing ${*} with apt-get"
-  $sudo apt-get update -q >&2 || { log "error: apt-get update failed"; return 1; }
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" >&2 \
-    || { log "error: apt-get install ${*} failed"; return 1; }
-}
-
-ensure_tools() {
-  local packages=()
-  have redis-server || packages+=(redis-server)
-  have promtool || packages+=(prometheus)
-  if [ "${#packages[@]}" -gt 0 ]; then
-    apt_install "${packages[@]}" || return 1
-  fi
-  local tool
-  for tool in redis-server promtool; do
-    have "$tool" || { log "error: $tool is still not on PATH after installing"; return 1; }
-  done
-  # The Debian packages start system services; the tests start their own on free ports and need none of them.
-}
-
-if ! ensure_tools; then
+# The tests start their own servers on free ports; the services the Debian packages may start are not used.
+if ! ensure redis-server:redis-server prometheus:promtool; then
   totals 0 1 0
   exit 1
 fi

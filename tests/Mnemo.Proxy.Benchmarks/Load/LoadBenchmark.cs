@@ -15,13 +15,20 @@ namespace Mnemo.Proxy.Benchmarks.Load;
 internal static class LoadBenchmark
 {
     private const int Sessions = 32;
-    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true };
+    // A ratio or mean over an empty run is NaN; the report says so rather than failing to write.
+    private static readonly JsonSerializerOptions s_json = new() { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
     private const int HistoryTurns = 20;
     private static readonly TimeSpan s_delayEachWay = TimeSpan.FromMilliseconds(5);
 
     public static async Task<int> RunAsync(BenchOptions options)
     {
-        var report = new Report { Machine = ProcStats.Machine(), Options = options.Describe() };
+        var report = new Report
+        {
+            Machine = ProcStats.Machine(),
+            Options = options.Describe(),
+            ChunkTokens = options.ChunkTokens,
+            SlowStreams = $"{options.SlowStreamTokens} tokens {options.SlowStreamDelayMs} ms apart",
+        };
         Console.WriteLine($"Mnemo benchmark: {report.Machine}");
         Console.WriteLine($"settings: {report.Options}");
 
@@ -62,7 +69,7 @@ internal static class LoadBenchmark
             // Allocations against the number of chunks: the same streamed answer in 20 chunks and in 500.
             foreach (var (scenario, mode, expect) in Scenarios.Skip(1))
             {
-                foreach (var tokens in new[] { 20, 500 })
+                foreach (var tokens in new[] { 20, options.ChunkTokens })
                 {
                     // A new session per request: the history read stays empty, so only the tee and the stored answer vary.
                     // Tokens 1 ms apart, as an LLM paces them: the proxy then waits on the upstream for every chunk.
@@ -179,7 +186,7 @@ internal static class LoadBenchmark
         await using var relay = RedisRelay.Start(redis);
         using var proxy = await ProxyInstance.StartAsync(upstreamUrl, relay.ConnectionString);
         var append = Sha1(RedisScripts.Append);
-        var requests = options.Smoke ? 20 : 200;
+        var requests = options.CountedRequests;
         relay.Reset();
         for (var i = 0; i < requests; i++)
         {
@@ -221,8 +228,13 @@ internal static class LoadBenchmark
             foreach (var (scenario, mode, expect) in Scenarios.Skip(1))
             {
                 var factory = new RequestFactory(proxy.Url, mode, stream, "delay", sessions: 1) { UploadPause = upload, ExpectMemory = expect };
+                var before = await proxy.StagesAsync();
                 var row = await MeasureAsync(scenario, factory, 1, proxy, client, options with { Duration = options.DelayDuration });
-                report.Delay.Add(row with { Variant = name });
+                var after = await proxy.StagesAsync();
+                double Mean(string stage) => after.TryGetValue(stage, out var a) && a.Count > before.GetValueOrDefault(stage).Count
+                    ? 1000 * (a.Sum - before.GetValueOrDefault(stage).Sum) / (a.Count - before.GetValueOrDefault(stage).Count)
+                    : double.NaN;
+                report.Delay.Add(row with { Variant = name, BodyReadMs = Mean("body_read"), HistoryReadMs = Mean("history_read"), WriteBackMs = Mean("writeback") });
             }
         }
     }
@@ -231,11 +243,11 @@ internal static class LoadBenchmark
     private static async Task SlowStreamsAsync(Report report, RedisServer redis, Uri upstreamUrl, BenchOptions options)
     {
         var streams = options.Streams;
-        Step($"{streams} concurrent slow streams (100 tokens, 100 ms apart)");
+        Step($"{streams} concurrent slow streams ({options.SlowStreamTokens} tokens, {options.SlowStreamDelayMs} ms apart)");
         using var proxy = await ProxyInstance.StartAsync(upstreamUrl, redis.ConnectionString);
         using var client = LoadGenerator.CreateClient();
         report.StreamsBaselineRssMb = proxy.RssMb;
-        var factory = new RequestFactory(proxy.Url, "inject", stream: true, "slow", sessions: streams) { Tokens = 100, TokenDelayMs = 100 };
+        var factory = new RequestFactory(proxy.Url, "inject", stream: true, "slow", sessions: streams) { Tokens = options.SlowStreamTokens, TokenDelayMs = options.SlowStreamDelayMs };
         var started = Stopwatch.GetTimestamp();
         var all = Enumerable.Range(0, streams).Select(i => Task.Run(() => LoadGenerator.SendAsync(client, factory.Create(i, 0), factory))).ToArray();
         var peakSampled = 0.0;
@@ -342,14 +354,52 @@ internal static class LoadBenchmark
 }
 
 /// <summary>Command-line settings of the load benchmark.</summary>
-internal sealed record BenchOptions(TimeSpan Duration, TimeSpan Warmup, TimeSpan DelayDuration, int Tokens, int Streams, string JsonPath, bool Smoke, int Rounds = 5)
+internal sealed record BenchOptions
 {
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(15);
+
+    public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(3);
+
+    public TimeSpan DelayDuration { get; init; } = TimeSpan.FromSeconds(5);
+
+    public int Rounds { get; init; } = 5;
+
+    public int Tokens { get; init; } = 20;
+
+    /// <summary>Chunks of the long stream in the allocation comparison (the short one has 20).</summary>
+    public int ChunkTokens { get; init; } = 500;
+
+    public int Streams { get; init; } = 500;
+
+    public int SlowStreamTokens { get; init; } = 100;
+
+    public int SlowStreamDelayMs { get; init; } = 100;
+
+    public int CountedRequests { get; init; } = 200;
+
+    public string JsonPath { get; init; } = "artifacts/benchmark.json";
+
+    public bool Smoke { get; init; }
+
+    /// <summary>Seconds in all: checks that every part of the harness runs, says nothing about the numbers.</summary>
+    public static BenchOptions SmokeRun { get; } = new()
+    {
+        Duration = TimeSpan.FromSeconds(0.3),
+        Warmup = TimeSpan.FromSeconds(0.15),
+        DelayDuration = TimeSpan.FromSeconds(0.3),
+        Rounds = 1,
+        ChunkTokens = 100,
+        Streams = 20,
+        SlowStreamTokens = 10,
+        SlowStreamDelayMs = 20,
+        CountedRequests = 20,
+        JsonPath = "artifacts/benchmark-smoke.json",
+        Smoke = true,
+    };
+
     public static BenchOptions Parse(string[] args)
     {
-        var smoke = args.Contains("--smoke");
-        var options = smoke
-            ? new BenchOptions(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(1), 20, 50, "artifacts/benchmark-smoke.json", true, Rounds: 2)
-            : new BenchOptions(TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5), 20, 500, "artifacts/benchmark.json", false);
+        var options = args.Contains("--smoke") ? SmokeRun : new BenchOptions();
         for (var i = 0; i < args.Length - 1; i++)
         {
             var value = args[i + 1];
@@ -357,9 +407,9 @@ internal sealed record BenchOptions(TimeSpan Duration, TimeSpan Warmup, TimeSpan
             {
                 "--duration" => options with { Duration = TimeSpan.FromSeconds(double.Parse(value, CultureInfo.InvariantCulture)) },
                 "--warmup" => options with { Warmup = TimeSpan.FromSeconds(double.Parse(value, CultureInfo.InvariantCulture)) },
+                "--rounds" => options with { Rounds = int.Parse(value, CultureInfo.InvariantCulture) },
                 "--tokens" => options with { Tokens = int.Parse(value, CultureInfo.InvariantCulture) },
                 "--streams" => options with { Streams = int.Parse(value, CultureInfo.InvariantCulture) },
-                "--rounds" => options with { Rounds = int.Parse(value, CultureInfo.InvariantCulture) },
                 "--json" => options with { JsonPath = value },
                 _ => options,
             };
@@ -369,5 +419,7 @@ internal sealed record BenchOptions(TimeSpan Duration, TimeSpan Warmup, TimeSpan
     }
 
     public string Describe() =>
-        $"closed loop: {Duration.TotalSeconds:0.#} s per scenario in {Rounds} interleaved rounds after {Warmup.TotalSeconds:0.#} s warm-up; other runs {Duration.TotalSeconds:0.#} s; {Tokens} tokens per answer; {Streams} slow streams";
+        $"closed loop: {Duration.TotalSeconds:0.#} s per scenario in {Rounds} interleaved rounds after {Warmup.TotalSeconds:0.#} s warm-up; " +
+        $"open loop {Duration.TotalSeconds:0.#} s; delay mode {DelayDuration.TotalSeconds:0.#} s; {Tokens} tokens per answer; " +
+        $"{Streams} slow streams of {SlowStreamTokens} tokens {SlowStreamDelayMs} ms apart";
 }

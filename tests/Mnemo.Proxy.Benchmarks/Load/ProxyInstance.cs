@@ -70,6 +70,30 @@ internal sealed class ProxyInstance : IDisposable
         return double.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
     }
 
+    /// <summary>Sum and count of each stage histogram series, from the proxy's own /metrics.</summary>
+    public async Task<Dictionary<string, (double Sum, double Count)>> StagesAsync()
+    {
+        var stages = new Dictionary<string, (double Sum, double Count)>();
+        foreach (var line in (await _management.GetStringAsync("/metrics")).Split('\n'))
+        {
+            foreach (var (suffix, isSum) in new[] { ("_sum{", true), ("_count{", false) })
+            {
+                var at = line.IndexOf("mnemo_stage_duration_seconds" + suffix, StringComparison.Ordinal);
+                if (at != 0)
+                {
+                    continue;
+                }
+
+                var stage = line.Split("stage=\"")[1].Split('"')[0];
+                var value = double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+                var (sum, count) = stages.GetValueOrDefault(stage);
+                stages[stage] = isSum ? (value, count) : (sum, value);
+            }
+        }
+
+        return stages;
+    }
+
     public double CpuSeconds => ProcStats.CpuSeconds(Pid);
 
     public double RssMb => ProcStats.RssBytes(Pid) / 1048576.0;

@@ -12,6 +12,13 @@ internal sealed record Row(
 
     public int? Tokens { get; init; }
 
+    /// <summary>Mean of the proxy's own stage timings over the run, in milliseconds (delay mode).</summary>
+    public double? BodyReadMs { get; init; }
+
+    public double? HistoryReadMs { get; init; }
+
+    public double? WriteBackMs { get; init; }
+
     public string Body => Stream ? "stream" : "json";
 }
 
@@ -21,6 +28,10 @@ internal sealed class Report
     public string Machine { get; set; } = "";
 
     public string Options { get; set; } = "";
+
+    public int ChunkTokens { get; set; } = 500;
+
+    public string SlowStreams { get; set; } = "";
 
     public double RedisRttMs { get; set; }
 
@@ -84,19 +95,20 @@ internal sealed class Report
             var metric = variant == "stream" ? "TTFB" : "latency";
             var (o, m) = variant == "stream" ? (off.TtfbP50, memory.TtfbP50) : (off.P50, memory.P50);
             text.AppendLine(Invariant($"  {variant,-20} p50 {metric}: proxy-off {o,7:F2} ms, proxy-memory {m,7:F2} ms, memory adds {m - o,6:F2} ms = {(m - o) / DelayRttMs,4:F2} round trips"));
+            text.AppendLine(Invariant($"  {"",-20} proxy-memory stage means: body_read {memory.BodyReadMs,6:F2} ms, history_read {memory.HistoryReadMs,6:F2} ms (started before the body), writeback {memory.WriteBackMs,6:F2} ms (after the response)"));
         }
 
         text.AppendLine();
-        text.AppendLine("Allocations against stream length (concurrency 1, streamed answer of 20 vs 500 chunks, 1 ms apart)");
+        text.AppendLine($"Allocations against stream length (concurrency 1, streamed answer of 20 vs {ChunkTokens} chunks, 1 ms apart)");
         foreach (var scenario in Chunks.Select(c => c.Scenario).Distinct())
         {
             var small = Chunks.Single(c => c.Scenario == scenario && c.Tokens == 20);
-            var large = Chunks.Single(c => c.Scenario == scenario && c.Tokens == 500);
-            text.AppendLine(Invariant($"  {scenario,-13} {small.AllocatedBytesPerRequest / 1024,7:F1} KB/request at 20 chunks, {large.AllocatedBytesPerRequest / 1024,7:F1} KB at 500: {PerChunk(scenario),6:F1} B per extra chunk"));
+            var large = Chunks.Single(c => c.Scenario == scenario && c.Tokens == ChunkTokens);
+            text.AppendLine(Invariant($"  {scenario,-13} {small.AllocatedBytesPerRequest / 1024,7:F1} KB/request at 20 chunks, {large.AllocatedBytesPerRequest / 1024,7:F1} KB at {ChunkTokens}: {PerChunk(scenario),6:F1} B per extra chunk"));
         }
 
         text.AppendLine();
-        text.AppendLine(Invariant($"{Streams} concurrent slow streams (memory on, 100 tokens 100 ms apart): {StreamsCompleted} completed in {StreamsSeconds:F1} s; proxy RSS {StreamsBaselineRssMb:F0} MB idle, {StreamsPeakRssMb:F0} MB peak"));
+        text.AppendLine(Invariant($"{Streams} concurrent slow streams (memory on, {SlowStreams}): {StreamsCompleted} completed in {StreamsSeconds:F1} s; proxy RSS {StreamsBaselineRssMb:F0} MB idle, {StreamsPeakRssMb:F0} MB peak"));
         text.AppendLine(Invariant($"Proxy peak RSS over the closed and open loop runs: {MainPeakRssMb:F0} MB"));
         text.AppendLine();
         text.AppendLine("Targets");
@@ -111,8 +123,8 @@ internal sealed class Report
     private double PerChunk(string scenario)
     {
         var small = Chunks.Single(c => c.Scenario == scenario && c.Tokens == 20);
-        var large = Chunks.Single(c => c.Scenario == scenario && c.Tokens == 500);
-        return ((large.AllocatedBytesPerRequest ?? 0) - (small.AllocatedBytesPerRequest ?? 0)) / 480;
+        var large = Chunks.Single(c => c.Scenario == scenario && c.Tokens == ChunkTokens);
+        return ((large.AllocatedBytesPerRequest ?? 0) - (small.AllocatedBytesPerRequest ?? 0)) / (ChunkTokens - 20);
     }
 
     private List<Target> BuildTargets()

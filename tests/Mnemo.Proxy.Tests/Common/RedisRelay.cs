@@ -158,10 +158,17 @@ public sealed class RedisRelay : IAsyncDisposable
         {
             await foreach (var (data, due) in reader.ReadAllAsync(cancellationToken))
             {
+                // Timers fire on a millisecond tick, early or late by up to one: sleep short, spin the rest, so the
+                // added delay is what was asked (the delay mode measures round trips in units of it).
                 var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
-                if (wait > TimeSpan.Zero)
+                if (wait > TimeSpan.FromMilliseconds(2))
                 {
-                    await Task.Delay(wait, cancellationToken);
+                    await Task.Delay(wait - TimeSpan.FromMilliseconds(1.5), cancellationToken);
+                }
+
+                while (Stopwatch.GetTimestamp() < due)
+                {
+                    Thread.SpinWait(50);
                 }
 
                 await to.WriteAsync(data, cancellationToken);

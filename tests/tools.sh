@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Shared by tests/run.sh and the benchmark: finds the command-line tools the tests drive and installs the missing
+# ones (Debian packages with apt-get), failing loudly when it cannot. Source it, then call: ensure <package>:<command> ...
+
+log() { printf '==> %s\n' "$*" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    have sudo || { log "error: ${*} missing, and neither root nor sudo is available to install them"; return 1; }
+    sudo="sudo"
+  fi
+  log "installing ${*} with apt-get"
+  $sudo apt-get update -q >&2 || { log "error: apt-get update failed"; return 1; }
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@" >&2 \
+    || { log "error: apt-get install ${*} failed"; return 1; }
+}
+
+# ensure redis-server:redis-server prometheus:promtool ...
+ensure() {
+  local packages=() pair
+  for pair in "$@"; do
+    have "${pair#*:}" || packages+=("${pair%%:*}")
+  done
+  if [ "${#packages[@]}" -gt 0 ]; then
+    apt_install "${packages[@]}" || return 1
+  fi
+  for pair in "$@"; do
+    have "${pair#*:}" || { log "error: ${pair#*:} is still not on PATH after installing ${pair%%:*}"; return 1; }
+  done
+}
