@@ -12,5 +12,8 @@ internal static class MnemoDefaults
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
         ["Logging:LogLevel:Yarp"] = "Warning",
         ["Logging:LogLevel:Polly"] = "Warning",
+        // YARP brings in data protection, whose key ring warns at every start that its keys are ephemeral; Mnemo
+        // protects no data with it, so the warning would only send an SRE looking for a problem that is not there.
+        ["Logging:LogLevel:Microsoft.AspNetCore.DataProtection"] = "Error",
     };
 }
