@@ -27,12 +27,16 @@ internal sealed class RedisPipelines
             .AddTimeout(settings.ReadTimeout)
             .Build();
 
-        // Retry around a circuit breaker around a per-attempt timeout.
-        Write = new ResiliencePipelineBuilder { TimeProvider = time }
-            .AddRetry(new RetryStrategyOptions
+        // Retry around a circuit breaker around a per-attempt timeout. The write-back makes a turn's first attempt
+        // itself, pipelined with its batch; running this pipeline is the first retry, so Polly adds the other
+        // WriteRetries - 1 (its retry strategy wants at least one, so there is none below two).
+        var write = new ResiliencePipelineBuilder { TimeProvider = time };
+        if (settings.WriteRetries > 1)
+        {
+            write.AddRetry(new RetryStrategyOptions
             {
                 ShouldHandle = RedisFailures().Handle<BrokenCircuitException>(),
-                MaxRetryAttempts = settings.WriteRetries,
+                MaxRetryAttempts = settings.WriteRetries - 1,
                 Delay = settings.WriteRetryDelay,
                 MaxDelay = settings.WriteRetryMaxDelay,
                 BackoffType = DelayBackoffType.Exponential,
@@ -42,7 +46,10 @@ internal sealed class RedisPipelines
                     metrics.WriteBack(WriteBackOutcome.Retried);
                     return default;
                 },
-            })
+            });
+        }
+
+        Write = write
             .AddCircuitBreaker(Breaker(settings, logger, "write"))
             .AddTimeout(settings.WriteTimeout)
             .Build();

@@ -24,6 +24,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     private readonly MnemoMetrics _metrics;
     private readonly ILogger<WriteBackService> _logger;
     private readonly int _maxConcurrent;
+    private readonly bool _retry;
     private readonly CancellationTokenSource _abort = new();
     private Task _loop = Task.CompletedTask;
 
@@ -33,6 +34,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         RedisPipelines pipelines,
         MnemoMetrics metrics,
         IOptions<WriteBackOptions> options,
+        IOptions<RedisResilienceOptions> redis,
         ILogger<WriteBackService> logger)
     {
         _queue = queue;
@@ -41,6 +43,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         _metrics = metrics;
         _logger = logger;
         _maxConcurrent = options.Value.MaxConcurrentWrites;
+        _retry = redis.Value.WriteRetries > 0;
     }
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -87,7 +90,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         var sessions = new HashSet<string>(StringComparer.Ordinal);
         var carried = new Queue<Turn>();
         var attempts = new ValueTask<AppendResult>[_maxConcurrent];
-        var failed = new List<Turn>();
+        var failed = new List<(Turn Turn, Exception Error)>();
         try
         {
             while (carried.Count > 0 || await reader.WaitToReadAsync(abort).ConfigureAwait(false))
@@ -147,7 +150,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         }
     }
 
-    private async Task WriteBatchAsync(List<Turn> batch, ValueTask<AppendResult>[] attempts, List<Turn> failed, CancellationToken abort)
+    private async Task WriteBatchAsync(List<Turn> batch, ValueTask<AppendResult>[] attempts, List<(Turn Turn, Exception Error)> failed, CancellationToken abort)
     {
         var started = Stopwatch.GetTimestamp();
         // Issued all before any is awaited; each stored ValueTask is awaited exactly once, just below.
@@ -172,9 +175,9 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
             {
                 Written(batch[i], await attempts[i].ConfigureAwait(false), started);
             }
-            catch (Exception)
+            catch (Exception ex)
             {
-                failed.Add(batch[i]);
+                failed.Add((batch[i], ex));
             }
             finally
             {
@@ -184,16 +187,38 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 
         foreach (var turn in batch)
         {
-            if (!failed.Contains(turn))
+            if (!Failed(failed, turn))
             {
                 _queue.Pending.Remove(turn);
             }
         }
 
-        foreach (var turn in failed)
+        foreach (var (turn, error) in failed)
         {
-            await RetryAsync(turn, abort).ConfigureAwait(false);
+            if (_retry)
+            {
+                await RetryAsync(turn, abort).ConfigureAwait(false);
+            }
+            else
+            {
+                _queue.Pending.Remove(turn);
+                _metrics.WriteBack(WriteBackOutcome.Dropped);
+                Log.TurnDropped(_logger, error.GetType().Name);
+            }
         }
+    }
+
+    private static bool Failed(List<(Turn Turn, Exception Error)> failed, Turn turn)
+    {
+        foreach (var (candidate, _) in failed)
+        {
+            if (ReferenceEquals(candidate, turn))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private async Task RetryAsync(Turn turn, CancellationToken abort)

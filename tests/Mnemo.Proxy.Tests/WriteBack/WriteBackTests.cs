@@ -39,6 +39,39 @@ public sealed class WriteBackTests : FunctionalTest
         Assert.That(Metric(metrics, "mnemo_writeback_total{outcome=\"dropped\"}"), Is.Zero);
     }
 
+    [TestCase(0)]
+    [TestCase(2)]
+    public async Task TurnThatCannotBeWrittenAfterTheRetries_IsDroppedCountedAndLogged_WithoutTheSessionOrPrompt(int retries)
+    {
+        // Writes are refused (out of memory) while reads still work.
+        await using var proxy = await StartProxyAsync(new Dictionary<string, string?>
+        {
+            ["Mnemo:Redis:WriteRetries"] = retries.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Mnemo:Redis:WriteRetryDelay"] = "00:00:00.050",
+        });
+        await Redis.Server.ConfigSetAsync("maxmemory-policy", "noeviction");
+        await Redis.Server.ConfigSetAsync("maxmemory", "1");
+        try
+        {
+            var (response, _) = await SendAsync(proxy, ProxyHost.Chat(UserTurn("secret plans"), session: "doomed-session"));
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+
+            var metrics = await Eventually.ValueAsync(
+                () => proxy.Management.GetStringAsync("/metrics"),
+                m => Metric(m, "mnemo_writeback_total{outcome=\"dropped\"}") == 1,
+                "the drop to be counted");
+            Assert.That(Metric(metrics, "mnemo_writeback_total{outcome=\"retried\"}"), Is.EqualTo(retries), "exactly the configured retries");
+            Assert.That(Metric(metrics, "mnemo_writeback_total{outcome=\"written\"}"), Is.Zero);
+            Assert.That(proxy.Logs.All, Does.Contain("could not be written after all retries and was dropped"));
+            Assert.That(proxy.Logs.All, Does.Not.Contain("doomed-session").And.Not.Contain("secret plans"));
+            Assert.That(await KeyCountAsync(), Is.Zero, "no partial data in Redis");
+        }
+        finally
+        {
+            await Redis.Server.ConfigSetAsync("maxmemory", "0");
+        }
+    }
+
     [Test]
     public async Task Shutdown_WritesQueuedTurnsBeforeStopping()
     {
