@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -54,6 +55,10 @@ internal sealed partial class Manifests(List<JsonObject> documents)
     }
 
     public bool Contains(string kind) => OfKind(kind).Any();
+
+    /// <summary>A PrometheusRule's groups as a plain Prometheus rules file (what the Operator hands Prometheus).</summary>
+    public static string RulesFile(JsonObject prometheusRule) =>
+        JsonSerializer.Serialize(new JsonObject { ["groups"] = prometheusRule["spec"]!["groups"]!.DeepClone() }); // JSON is YAML.
 
     /// <summary>Quoted scalars are strings; plain ones are numbers, booleans or null when they read as such (YAML 1.2 core schema).</summary>
     private static JsonNode? ToJson(YamlNode node) => node switch

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mnemo.Proxy.Tests.Common;
-using YamlDotNet.Serialization;
 
 namespace Mnemo.Proxy.Tests.Deployment;
 
@@ -176,7 +175,7 @@ public sealed class HelmChartTests
         Assert.That(alerts, Is.EquivalentTo(new[] { "MnemoOverheadHigh", "MnemoDegradedRequests", "MnemoWriteBackDropping", "MnemoWriteBackQueueBacklog", "MnemoRedisSlow" }));
 
         var file = Path.Combine(Path.GetTempPath(), $"mnemo-rules-{Guid.NewGuid():N}.yaml");
-        await File.WriteAllTextAsync(file, AlertRulesFile(rule));
+        await File.WriteAllTextAsync(file, Manifests.RulesFile(rule));
         try
         {
             var (exitCode, output) = await Tool.RunAsync("promtool", ["check", "rules", file]);
@@ -281,24 +280,4 @@ public sealed class HelmChartTests
         Assert.That(uncommented, Is.Empty);
         Assert.That(lines.Count(l => key.IsMatch(l)), Is.GreaterThan(100), "the rule saw the keys");
     }
-
-    /// <summary>The PrometheusRule's groups as a Prometheus rules file.</summary>
-    private static string AlertRulesFile(JsonObject rule)
-    {
-        var groups = JsonSerializer.Deserialize<object>(rule["spec"]!.ToJsonString(), s_plain)!;
-        return new SerializerBuilder().Build().Serialize(Plain(groups));
-    }
-
-    private static readonly JsonSerializerOptions s_plain = new();
-
-    private static object? Plain(object? value) => value switch
-    {
-        JsonElement { ValueKind: JsonValueKind.Object } o => o.EnumerateObject().ToDictionary(p => p.Name, p => Plain(p.Value)),
-        JsonElement { ValueKind: JsonValueKind.Array } a => a.EnumerateArray().Select(e => Plain(e)).ToList(),
-        JsonElement { ValueKind: JsonValueKind.String } s => s.GetString(),
-        JsonElement { ValueKind: JsonValueKind.Number } n => n.GetRawText(),
-        JsonElement { ValueKind: JsonValueKind.True } => true,
-        JsonElement { ValueKind: JsonValueKind.False } => false,
-        _ => null,
-    };
 }
