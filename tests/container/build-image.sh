@@ -30,14 +30,22 @@ dotnet_root() {
   dirname "$sdk"
 }
 
+# The Debian mirror apt is configured with (this machine reaches Debian only through it).
+debian_mirror() {
+  local uri
+  uri="$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\/debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n 1)"
+  [ -n "$uri" ] || uri="$(sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]*\/debian\)\/\{0,1\}[[:space:]].*/\2/p' /etc/apt/sources.list 2>/dev/null | head -n 1)"
+  printf '%s' "${uri:-http://deb.debian.org/debian}"
+}
+
 debian_root() {
   local rootfs="$cache/rootfs"
   if [ ! -x "$rootfs/usr/bin/bash" ]; then
-    log "debootstrap: minimal Debian bookworm root in $rootfs"
+    log "debootstrap: minimal Debian bookworm root in $rootfs from $(debian_mirror)"
     rm -rf "$rootfs"
     mkdir -p "$cache"
     debootstrap --variant=minbase --include=ca-certificates,libicu72,libssl3,zlib1g,libstdc++6,libgcc-s1 \
-      bookworm "$rootfs" http://deb.debian.org/debian >&2
+      bookworm "$rootfs" "$(debian_mirror)" >&2
   fi
   printf '%s' "$rootfs"
 }

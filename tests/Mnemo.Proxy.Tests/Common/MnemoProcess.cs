@@ -44,10 +44,10 @@ public sealed partial class MnemoProcess : IDisposable
         }
     }
 
-    /// <summary>Starts <c>dotnet</c> with the arguments; environment entries with a null value are removed.</summary>
-    public static MnemoProcess Start(IEnumerable<string> dotnetArguments, IDictionary<string, string?>? environment = null, string? workingDirectory = null)
+    /// <summary>Starts <c>dotnet</c> (or <paramref name="executable"/>) with the arguments; environment entries with a null value are removed.</summary>
+    public static MnemoProcess Start(IEnumerable<string> dotnetArguments, IDictionary<string, string?>? environment = null, string? workingDirectory = null, string executable = "dotnet")
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(executable)
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -82,9 +82,12 @@ public sealed partial class MnemoProcess : IDisposable
         Start([Path.Combine(AppContext.BaseDirectory, "Mnemo.Proxy.dll"), .. arguments], environment);
 
     /// <summary>What Kubernetes sends to stop a pod.</summary>
-    public void Terminate()
+    public void Terminate() => Terminate(_process.Id);
+
+    /// <summary>SIGTERM to a process, e.g. one this process started.</summary>
+    public static void Terminate(int pid)
     {
-        if (Kill(_process.Id, SigTerm) != 0)
+        if (Kill(pid, SigTerm) != 0)
         {
             throw new InvalidOperationException($"kill(SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
         }

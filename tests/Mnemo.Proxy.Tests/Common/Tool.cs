@@ -34,7 +34,17 @@ internal static class Tool
         }
 
         using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(cancel.Token);
+        try
+        {
+            await process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            throw new TimeoutException($"{name} {string.Join(' ', arguments)} did not finish in {timeout ?? TimeSpan.FromMinutes(2)}:\n{await output}{await error}");
+        }
+
         return (process.ExitCode, (await output) + (await error));
     }
 }
