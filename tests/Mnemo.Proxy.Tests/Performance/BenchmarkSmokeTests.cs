@@ -12,7 +12,9 @@ public sealed class BenchmarkSmokeTests
     [Test]
     public async Task SmokeRun_ReportsEveryScenarioAndTarget()
     {
-        var benchmark = Path.Combine(MnemoProcess.RepositoryRoot, "tests", "Mnemo.Proxy.Benchmarks", "bin", "Debug", "net10.0", "Mnemo.Proxy.Benchmarks.dll");
+        // Built in the same configuration as these tests (bin/<configuration>/net10.0).
+        var configuration = Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)));
+        var benchmark = Path.Combine(MnemoProcess.RepositoryRoot, "tests", "Mnemo.Proxy.Benchmarks", "bin", configuration!, "net10.0", "Mnemo.Proxy.Benchmarks.dll");
         Assert.That(File.Exists(benchmark), Is.True, $"{benchmark} is built with the solution");
         var json = Path.Combine(Path.GetTempPath(), $"mnemo-bench-{Guid.NewGuid():N}.json");
         try
