@@ -15,6 +15,7 @@ public sealed class HelmChartTests
     {
         string[] arguments = values.Length == 0 ? ["lint", "--strict", Helm.Chart()] : ["lint", "--strict", Helm.Chart(), "-f", Path.Combine(Helm.Chart(), "ci", values)];
         var (exitCode, output) = await Helm.RunAsync(arguments);
+        TestContext.Out.WriteLine($"helm {string.Join(' ', arguments)}\n{output}");
         Assert.That(exitCode, Is.Zero, output);
         Assert.That(output, Does.Contain("0 chart(s) failed"));
         Assert.That(output, Does.Not.Contain("[WARNING]").And.Not.Contain("[ERROR]"));
@@ -179,6 +180,7 @@ public sealed class HelmChartTests
         try
         {
             var (exitCode, output) = await Tool.RunAsync("promtool", ["check", "rules", file]);
+            TestContext.Out.WriteLine($"promtool check rules\n{output}");
             Assert.That(exitCode, Is.Zero, output);
             Assert.That(output, Does.Contain("SUCCESS: 5 rules found"));
         }
@@ -240,6 +242,8 @@ public sealed class HelmChartTests
         var command = string.Join(" ", test["spec"]!["containers"]![0]!["command"]!.AsArray().Select(c => (string?)c));
         Assert.That(command, Does.StartWith("wget").And.EndWith("http://mnemo-test:9090/healthz/ready"));
         Assert.That((bool?)test["spec"]!["securityContext"]!["runAsNonRoot"], Is.True);
+        var selector = (await Helm.TemplateAsync(Helm.Chart())).Single("Service")["spec"]!["selector"]!.AsObject();
+        Assert.That(selector.All(l => (string?)test["metadata"]!["labels"]![l.Key] == (string?)l.Value), Is.False, "the Service does not send traffic to the test pod");
     }
 
     [Test]
