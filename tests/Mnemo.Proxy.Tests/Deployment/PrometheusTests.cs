@@ -92,7 +92,7 @@ public sealed class PrometheusTests : FunctionalTest
         TestContext.Out.WriteLine(alert.GetRawText());
         Assert.That(alert.GetProperty("labels").GetProperty("severity").GetString(), Is.EqualTo("critical"));
         Assert.That(alert.GetProperty("labels").GetProperty("namespace").GetString(), Is.EqualTo("llm"));
-        Assert.That(alert.GetProperty("annotations").GetProperty("description").GetString(), Does.Contain("in llm could not be written"));
+        Assert.That(alert.GetProperty("annotations").GetProperty("description").GetString(), Does.StartWith("Turns in llm could not be written"));
     }
 
     /// <summary>The chart's PrometheusRule for the release namespace <c>llm</c>, as a rules file.</summary>
