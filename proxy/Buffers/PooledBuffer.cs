@@ -1,6 +1,6 @@
 using System.Buffers;
 
-namespace Mnemo.Proxy.Context;
+namespace Mnemo.Proxy.Buffers;
 
 /// <summary>A growable byte buffer on <see cref="ArrayPool{T}"/>; reused per request, returned on dispose.</summary>
 internal sealed class PooledBuffer : IBufferWriter<byte>, IDisposable

@@ -1,28 +1,20 @@
 namespace Mnemo.Proxy.Context;
 
-/// <summary>What Mnemo remembers and how much of it goes back to the model (<c>Mnemo:Memory</c>).</summary>
+/// <summary>What Mnemo does with a session and how much of it goes back to the model (<c>Mnemo:Memory</c>).</summary>
+/// <remarks>What the store keeps (<c>MaxStoredTurns</c>, <c>Ttl</c>) binds from the same section into <see cref="History.StoreOptions"/>.</remarks>
 public sealed record MemoryOptions
 {
     /// <summary>The configuration section these options bind to.</summary>
     public const string SectionName = "Mnemo:Memory";
 
-    /// <summary>Largest accepted <see cref="MaxStoredTurns"/>: the dedupe ids of that many turns live in one hash field.</summary>
-    public const int StoredTurnsLimit = 10_000;
-
     /// <summary>Default mode for requests carrying a session header. A request may override it with <c>X-Mnemo-Mode</c>.</summary>
     public MemoryMode Mode { get; init; } = MemoryMode.Inject;
-
-    /// <summary>A session's list is trimmed to this many turns on every write.</summary>
-    public int MaxStoredTurns { get; init; } = 100;
 
     /// <summary>At most this many of the newest turns are spliced into a request (never more than are stored).</summary>
     public int MaxContextTurns { get; init; } = 20;
 
     /// <summary>Token budget for spliced history; 0 turns the budget off.</summary>
     public int MaxContextTokens { get; init; }
-
-    /// <summary>Sliding expiry of a session, refreshed by every read and write.</summary>
-    public TimeSpan Ttl { get; init; } = TimeSpan.FromDays(1);
 }
 
 /// <summary>What Mnemo does for a request that carries a session header.</summary>
@@ -36,4 +28,32 @@ public enum MemoryMode
 
     /// <summary>Plain proxying: nothing read, nothing stored.</summary>
     Off,
+}
+
+/// <summary>Parsing of <see cref="MemoryMode"/> names in headers and route metadata.</summary>
+internal static class MemoryModes
+{
+    public static bool TryParse(string? value, out MemoryMode mode)
+    {
+        if (string.Equals(value, "inject", StringComparison.OrdinalIgnoreCase))
+        {
+            mode = MemoryMode.Inject;
+            return true;
+        }
+
+        if (string.Equals(value, "record", StringComparison.OrdinalIgnoreCase))
+        {
+            mode = MemoryMode.Record;
+            return true;
+        }
+
+        if (string.Equals(value, "off", StringComparison.OrdinalIgnoreCase))
+        {
+            mode = MemoryMode.Off;
+            return true;
+        }
+
+        mode = default;
+        return false;
+    }
 }

@@ -1,21 +1,26 @@
 using System.Text.Json;
-using Mnemo.Proxy.Context;
+using Mnemo.Proxy.Metrics;
 
 namespace Mnemo.Proxy.Dialects;
 
-/// <summary>One API format: where its history lives in a request, how its responses carry the answer, how it reports errors.</summary>
+/// <summary>
+/// One API format: where its history lives in a request, how its responses carry the answer, how it reports errors,
+/// and how its stored messages read into and write from the shared <see cref="ChatMessage"/> model.
+/// </summary>
 internal abstract class Dialect
 {
     public abstract DialectId Id { get; }
 
-    /// <summary>Whether a request that no route metadata assigned belongs to this dialect.</summary>
-    public abstract bool Matches(HttpRequest request);
+    /// <summary>The path suffix a POST must end with to be this dialect's when no route names one (so prefixes such as <c>/openai</c> work).</summary>
+    public abstract string PathSuffix { get; }
 
     /// <summary>
-    /// Finds where history goes in <paramref name="body"/> and which messages are the new input, without building a DOM.
-    /// Returns an error message safe to show the client (it never quotes the body), or null.
+    /// Finds where history goes in <paramref name="body"/> and which items are the new input, without building a DOM,
+    /// filling <paramref name="plan"/>. When <paramref name="fullHistory"/> (record mode) the client sent its whole
+    /// conversation and only what follows the last assistant item is new. An error message is safe to show the client:
+    /// it never quotes the body.
     /// </summary>
-    public abstract string? ParseRequest(ReadOnlySpan<byte> body, MemoryMode mode, ChatRequest request);
+    public abstract ParseResult ParseRequest(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan);
 
     /// <summary>Writes an error in this API's own error format.</summary>
     public abstract Task WriteErrorAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken);
@@ -24,35 +29,101 @@ internal abstract class Dialect
     public abstract ResponseParser? CreateResponseParser(string? mediaType);
 
     /// <summary>Writes the stored form of one turn's messages (inputs, then the answer) as elements of a JSON array.</summary>
-    public abstract void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, ChatRequest request, ResponseParser response);
+    public abstract void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, SplicePlan plan, ResponseParser response);
+
+    /// <summary>Reads stored messages of this dialect (the elements of a stored turn's array) into the shared model.</summary>
+    /// <remarks>Off the same-dialect path: only a turn read by another dialect is converted. What the model cannot carry is reported to <paramref name="drops"/>.</remarks>
+    public abstract void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops);
+
+    /// <summary>Writes model messages as elements of this dialect's request array (no brackets); reports what it cannot carry.</summary>
+    public abstract void WriteMessages(Utf8JsonWriter writer, IReadOnlyList<ChatMessage> messages, IDropSink drops);
+
+    public bool Matches(HttpRequest request) =>
+        HttpMethods.IsPost(request.Method)
+        && request.Path.Value is { } path
+        && path.EndsWith(PathSuffix, StringComparison.Ordinal);
 }
 
-/// <summary>What a dialect found in a request body: the splice point and the new input messages.</summary>
-internal sealed class ChatRequest
+/// <summary>What a dialect made of a request body.</summary>
+internal enum ParseOutcome
 {
-    /// <summary>Byte offset in the body where history is inserted.</summary>
-    public int InsertAt { get; set; }
+    /// <summary>History can be spliced per the plan, and the answer recorded.</summary>
+    Splice,
 
-    /// <summary>History follows an existing element, so it needs a comma before it.</summary>
-    public bool CommaBefore { get; set; }
+    /// <summary>Forward untouched and record nothing (e.g. the provider holds the conversation state itself).</summary>
+    PassThrough,
 
-    /// <summary>An existing element follows the history, so it needs a comma after it.</summary>
-    public bool CommaAfter { get; set; }
+    /// <summary>The body is not a request this dialect accepts: a 400 in its error format.</summary>
+    Invalid,
+}
 
-    public bool Stream { get; set; }
+/// <summary>The result of <see cref="Dialect.ParseRequest"/>.</summary>
+internal readonly record struct ParseResult(ParseOutcome Outcome, string? Error)
+{
+    public static readonly ParseResult Splice = new(ParseOutcome.Splice, null);
 
-    /// <summary>The messages of this turn, as ranges of the original body.</summary>
+    public static readonly ParseResult PassThrough = new(ParseOutcome.PassThrough, null);
+
+    public static ParseResult Invalid(string error) => new(ParseOutcome.Invalid, error);
+}
+
+/// <summary>
+/// Where history goes in a request body and which parts of it are the turn's new input: the body's range
+/// <see cref="Start"/>..<see cref="End"/> is replaced by <see cref="Open"/>, the history's elements joined by commas, and
+/// <see cref="Close"/>. An insertion has an empty range; a plain-string input is replaced by an array holding history and
+/// the string as a message. With no history the body is forwarded as received.
+/// </summary>
+internal sealed class SplicePlan
+{
+    public static readonly byte[] Comma = ","u8.ToArray();
+
+    public int Start { get; set; }
+
+    public int End { get; set; }
+
+    /// <summary>Written before the history (a comma after an existing element, or an opening bracket).</summary>
+    public byte[] Open { get; set; } = [];
+
+    /// <summary>Written after the history (a comma before an existing element, or the replaced input and a closing bracket).</summary>
+    public byte[] Close { get; set; } = [];
+
+    /// <summary>The request's <c>stream</c> value; null when absent (the dialect's default applies).</summary>
+    public bool? Stream { get; set; }
+
+    /// <summary>The items of this turn, as ranges of the original body.</summary>
     public List<Range> Inputs { get; } = new(4);
+
+    /// <summary>The single input is a bare JSON string standing for one user message (Responses' <c>"input": "…"</c>).</summary>
+    public bool InputIsText { get; set; }
 
     public int InputBytes { get; set; }
 
-    public void Reset()
+    /// <summary>An insertion at <paramref name="at"/>, with commas as the neighbouring elements need.</summary>
+    public void InsertAt(int at, bool commaBefore, bool commaAfter)
     {
-        InsertAt = 0;
-        CommaBefore = false;
-        CommaAfter = false;
-        Stream = false;
+        Start = End = at;
+        Open = commaBefore ? Comma : [];
+        Close = commaAfter ? Comma : [];
+    }
+
+    public void AddInput(Range range, int length)
+    {
+        Inputs.Add(range);
+        InputBytes += length;
+    }
+
+    public void ClearInputs()
+    {
         Inputs.Clear();
         InputBytes = 0;
+    }
+
+    public void Reset()
+    {
+        Start = End = 0;
+        Open = Close = [];
+        Stream = null;
+        InputIsText = false;
+        ClearInputs();
     }
 }

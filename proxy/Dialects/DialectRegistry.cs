@@ -1,13 +1,10 @@
-using Yarp.ReverseProxy.Model;
+using Mnemo.Proxy.Metrics;
 
 namespace Mnemo.Proxy.Dialects;
 
-/// <summary>Picks the dialect of a request: the route's <c>Mnemo.Dialect</c> metadata if set, else the request path.</summary>
+/// <summary>Every dialect Mnemo has, by id and by request path.</summary>
 internal sealed class DialectRegistry
 {
-    /// <summary>Route metadata key naming a route's dialect (<c>none</c> turns memory off for the route).</summary>
-    public const string DialectMetadata = "Mnemo.Dialect";
-
     private readonly Dialect[] _byId = new Dialect[DialectLabels.Count];
     private readonly Dialect[] _all;
 
@@ -20,17 +17,17 @@ internal sealed class DialectRegistry
         }
     }
 
-    public Dialect? Resolve(HttpContext context)
-    {
-        var metadata = context.Features.Get<IReverseProxyFeature>()?.Route.Config.Metadata;
-        if (metadata is not null && metadata.TryGetValue(DialectMetadata, out var label))
-        {
-            return DialectLabels.TryParse(label, out var id) && HttpMethods.IsPost(context.Request.Method) ? _byId[(int)id] : null;
-        }
+    public IReadOnlyList<Dialect> All => _all;
 
+    /// <summary>The dialect of <paramref name="id"/>, or null for <see cref="DialectId.Other"/> or one not built.</summary>
+    public Dialect? Get(DialectId id) => _byId[(int)id];
+
+    /// <summary>The dialect whose path suffix a POST request's path ends with.</summary>
+    public Dialect? ByPath(HttpRequest request)
+    {
         foreach (var dialect in _all)
         {
-            if (dialect.Matches(context.Request))
+            if (dialect.Matches(request))
             {
                 return dialect;
             }

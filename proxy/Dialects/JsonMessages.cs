@@ -1,9 +1,9 @@
 using System.Text.Json;
-using Mnemo.Proxy.Context;
 
 namespace Mnemo.Proxy.Dialects;
 
 /// <summary>Finds a top-level array of role-tagged messages with <see cref="Utf8JsonReader"/>: the splice point and the new inputs.</summary>
+/// <remarks>Shared by the dialects whose history is one array of <c>{"role":…}</c> objects (OpenAI Chat, Anthropic Messages, Ollama).</remarks>
 internal static class JsonMessages
 {
     private enum Role
@@ -14,48 +14,60 @@ internal static class JsonMessages
         Other,
     }
 
+    /// <summary>What else of the request's top level a dialect needs besides the messages array.</summary>
+    public delegate ParseResult? PropertyReader(ref Utf8JsonReader reader, SplicePlan plan);
+
     /// <summary>
-    /// History goes after the leading system (or developer) messages. The inputs of the turn are the non-system messages,
-    /// or in <see cref="MemoryMode.Record"/>, those after the last assistant message (the client resends the rest).
+    /// History goes after the leading system (or developer) messages, or first when there are none.
+    /// The inputs of the turn are the non-system messages, or with <paramref name="fullHistory"/>, those after the last
+    /// assistant message (the client resends the rest). <paramref name="property"/> sees every other top-level property
+    /// (the reader on its name) and may end the parse with a result.
     /// </summary>
-    public static string? Parse(ReadOnlySpan<byte> body, ReadOnlySpan<byte> arrayName, string displayName, MemoryMode mode, ChatRequest request)
+    public static ParseResult Parse(
+        ReadOnlySpan<byte> body, ReadOnlySpan<byte> arrayName, string displayName, bool fullHistory, SplicePlan plan, PropertyReader? property = null)
     {
-        request.Reset();
+        plan.Reset();
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 128 });
         try
         {
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
             {
-                return "The request body must be a JSON object.";
+                return ParseResult.Invalid("The request body must be a JSON object.");
             }
 
             var found = false;
+            ParseResult? early = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals(arrayName))
                 {
                     if (found)
                     {
-                        return $"The request body has more than one {displayName} property.";
+                        return ParseResult.Invalid($"The request body has more than one {displayName} property.");
                     }
 
                     found = true;
                     reader.Read();
                     if (reader.TokenType != JsonTokenType.StartArray)
                     {
-                        return $"{displayName} must be an array.";
+                        return ParseResult.Invalid($"{displayName} must be an array.");
                     }
 
-                    var error = ParseArray(ref reader, displayName, mode, request);
+                    var error = ParseArray(ref reader, displayName, fullHistory, plan);
                     if (error is not null)
                     {
-                        return error;
+                        return ParseResult.Invalid(error);
                     }
                 }
                 else if (reader.ValueTextEquals("stream"u8))
                 {
                     reader.Read();
-                    request.Stream = reader.TokenType == JsonTokenType.True;
+                    plan.Stream = reader.TokenType == JsonTokenType.True;
+                    reader.Skip();
+                }
+                else if (property is not null)
+                {
+                    early ??= property(ref reader, plan);
                 }
                 else
                 {
@@ -69,15 +81,15 @@ internal static class JsonMessages
             {
             }
 
-            return found ? null : $"The request body has no {displayName} array.";
+            return early ?? (found ? ParseResult.Splice : ParseResult.Invalid($"The request body has no {displayName} array."));
         }
         catch (JsonException)
         {
-            return "The request body is not valid JSON.";
+            return ParseResult.Invalid("The request body is not valid JSON.");
         }
     }
 
-    private static string? ParseArray(ref Utf8JsonReader reader, string displayName, MemoryMode mode, ChatRequest request)
+    private static string? ParseArray(ref Utf8JsonReader reader, string displayName, bool fullHistory, SplicePlan plan)
     {
         var arrayStart = (int)reader.TokenStartIndex;
         var leadingSystemEnd = -1;
@@ -105,27 +117,23 @@ internal static class JsonMessages
                     }
 
                     continue;
-                case Role.Assistant when mode == MemoryMode.Record:
+                case Role.Assistant when fullHistory:
                     leading = false;
-                    request.Inputs.Clear();
-                    request.InputBytes = 0;
+                    plan.ClearInputs();
                     continue;
             }
 
             leading = false;
-            request.Inputs.Add(new Range(start, end));
-            request.InputBytes += end - start;
+            plan.AddInput(new Range(start, end), end - start);
         }
 
         if (leadingSystemEnd >= 0)
         {
-            request.InsertAt = leadingSystemEnd;
-            request.CommaBefore = true;
+            plan.InsertAt(leadingSystemEnd, commaBefore: true, commaAfter: false);
         }
         else
         {
-            request.InsertAt = arrayStart + 1;
-            request.CommaAfter = count > 0;
+            plan.InsertAt(arrayStart + 1, commaBefore: false, commaAfter: count > 0);
         }
 
         return null;

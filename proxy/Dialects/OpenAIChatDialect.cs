@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Mnemo.Proxy.Context;
+using Mnemo.Proxy.Metrics;
 
 namespace Mnemo.Proxy.Dialects;
 
@@ -8,17 +8,225 @@ internal sealed class OpenAIChatDialect : Dialect
 {
     public override DialectId Id => DialectId.OpenAIChat;
 
-    public override bool Matches(HttpRequest request) =>
-        HttpMethods.IsPost(request.Method)
-        && request.Path.Value is { } path
-        && path.EndsWith("/chat/completions", StringComparison.Ordinal);
+    public override string PathSuffix => "/chat/completions";
 
-    public override string? ParseRequest(ReadOnlySpan<byte> body, MemoryMode mode, ChatRequest request) =>
-        JsonMessages.Parse(body, "messages"u8, "'messages'", mode, request);
+    public override ParseResult ParseRequest(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan) =>
+        JsonMessages.Parse(body, "messages"u8, "'messages'", fullHistory, plan);
 
-    public override Task WriteErrorAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken)
+    public override Task WriteErrorAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken) =>
+        OpenAIErrors.WriteAsync(response, statusCode, code, message, cancellationToken);
+
+    public override ResponseParser? CreateResponseParser(string? mediaType) => mediaType switch
     {
-        // OpenAI's error shape: {"error":{"message","type","param","code"}}.
+        "text/event-stream" => new OpenAIChatStreamParser(),
+        "application/json" => new OpenAIChatJsonParser(),
+        _ => null,
+    };
+
+    public override void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, SplicePlan plan, ResponseParser response)
+    {
+        foreach (var input in plan.Inputs)
+        {
+            writer.WriteRawValue(body[input], skipInputValidation: true);
+        }
+
+        response.WriteAnswer(writer);
+    }
+
+    public override void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops)
+    {
+        var reader = new Utf8JsonReader(messagesArray);
+        using var document = JsonDocument.ParseValue(ref reader);
+        foreach (var message in document.RootElement.EnumerateArray())
+        {
+            var role = message.TryGetProperty("role"u8, out var r) ? r.GetString() : null;
+            switch (role)
+            {
+                case "assistant":
+                    var answer = new ChatMessage(ChatRole.Assistant);
+                    if (message.TryGetProperty("content"u8, out var content))
+                    {
+                        ReadContent(content, answer, drops);
+                    }
+
+                    if (message.TryGetProperty("refusal"u8, out var refusal) && refusal.ValueKind == JsonValueKind.String)
+                    {
+                        answer.Add(new TextPart(refusal.GetString()!));
+                    }
+
+                    if (message.TryGetProperty("tool_calls"u8, out var calls) && calls.ValueKind == JsonValueKind.Array)
+                    {
+                        foreach (var call in calls.EnumerateArray())
+                        {
+                            if (call.TryGetProperty("function"u8, out var function))
+                            {
+                                answer.Add(new ToolCallPart(
+                                    call.TryGetProperty("id"u8, out var id) ? id.GetString() : null,
+                                    function.TryGetProperty("name"u8, out var name) ? name.GetString() ?? "" : "",
+                                    function.TryGetProperty("arguments"u8, out var arguments) && arguments.ValueKind == JsonValueKind.String ? arguments.GetString()! : "{}"));
+                            }
+                            else
+                            {
+                                drops.Dropped(DropKind.Other);
+                            }
+                        }
+                    }
+
+                    into.Add(answer);
+                    break;
+                case "tool":
+                    var result = new ToolResultPart(
+                        message.TryGetProperty("tool_call_id"u8, out var callId) ? callId.GetString() : null,
+                        null,
+                        message.TryGetProperty("content"u8, out var output) ? ChatText.Of(output, drops) : "",
+                        false);
+                    ChatText.UserMessage(into).Add(result);
+                    break;
+                default:
+                    // user, and the legacy "function" role read as a user's words.
+                    var user = new ChatMessage(ChatRole.User);
+                    if (message.TryGetProperty("content"u8, out var userContent))
+                    {
+                        ReadContent(userContent, user, drops);
+                    }
+
+                    into.Add(user);
+                    break;
+            }
+        }
+    }
+
+    public override void WriteMessages(Utf8JsonWriter writer, IReadOnlyList<ChatMessage> messages, IDropSink drops)
+    {
+        foreach (var message in messages)
+        {
+            if (message.Role == ChatRole.Assistant)
+            {
+                WriteAssistant(writer, message);
+                continue;
+            }
+
+            // Tool results become tool messages, in order; what else the user said follows them in one user message.
+            foreach (var part in message.Parts)
+            {
+                if (part is ToolResultPart result)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("role"u8, "tool"u8);
+                    writer.WriteString("tool_call_id"u8, result.CallId);
+                    writer.WriteString("content"u8, result.Content);
+                    writer.WriteEndObject();
+                }
+            }
+
+            if (message.Parts.Exists(static p => p is TextPart or ImagePart))
+            {
+                writer.WriteStartObject();
+                writer.WriteString("role"u8, "user"u8);
+                writer.WriteStartArray("content"u8);
+                foreach (var part in message.Parts)
+                {
+                    switch (part)
+                    {
+                        case TextPart text:
+                            writer.WriteStartObject();
+                            writer.WriteString("type"u8, "text"u8);
+                            writer.WriteString("text"u8, text.Text);
+                            writer.WriteEndObject();
+                            break;
+                        case ImagePart image:
+                            writer.WriteStartObject();
+                            writer.WriteString("type"u8, "image_url"u8);
+                            writer.WriteStartObject("image_url"u8);
+                            writer.WriteString("url"u8, image.AsUrl());
+                            writer.WriteEndObject();
+                            writer.WriteEndObject();
+                            break;
+                    }
+                }
+
+                writer.WriteEndArray();
+                writer.WriteEndObject();
+            }
+        }
+    }
+
+    private static void WriteAssistant(Utf8JsonWriter writer, ChatMessage message)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("role"u8, "assistant"u8);
+        var text = ChatText.Join(message);
+        if (text is null)
+        {
+            writer.WriteNull("content"u8);
+        }
+        else
+        {
+            writer.WriteString("content"u8, text);
+        }
+
+        if (message.Parts.Exists(static p => p is ToolCallPart))
+        {
+            writer.WriteStartArray("tool_calls"u8);
+            foreach (var part in message.Parts)
+            {
+                if (part is ToolCallPart call)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("id"u8, call.Id);
+                    writer.WriteString("type"u8, "function"u8);
+                    writer.WriteStartObject("function"u8);
+                    writer.WriteString("name"u8, call.Name);
+                    writer.WriteString("arguments"u8, call.Arguments);
+                    writer.WriteEndObject();
+                    writer.WriteEndObject();
+                }
+            }
+
+            writer.WriteEndArray();
+        }
+
+        writer.WriteEndObject();
+    }
+
+    private static void ReadContent(JsonElement content, ChatMessage into, IDropSink drops)
+    {
+        if (content.ValueKind == JsonValueKind.String)
+        {
+            into.Add(new TextPart(content.GetString()!));
+            return;
+        }
+
+        if (content.ValueKind != JsonValueKind.Array)
+        {
+            return;
+        }
+
+        foreach (var part in content.EnumerateArray())
+        {
+            var type = part.TryGetProperty("type"u8, out var t) ? t.GetString() : null;
+            if (type is "text" or "refusal" && part.TryGetProperty(type == "text" ? "text"u8 : "refusal"u8, out var text))
+            {
+                into.Add(new TextPart(text.GetString() ?? ""));
+            }
+            else if (type == "image_url" && part.TryGetProperty("image_url"u8, out var image) && image.TryGetProperty("url"u8, out var url))
+            {
+                into.Add(ImagePart.FromUrl(url.GetString() ?? ""));
+            }
+            else
+            {
+                // input_audio, file: nothing the other APIs take in the same form.
+                drops.Dropped(DropKind.Other);
+            }
+        }
+    }
+}
+
+/// <summary>OpenAI's error shape, <c>{"error":{"message","type","param","code"}}</c>, for both OpenAI dialects.</summary>
+internal static class OpenAIErrors
+{
+    public static Task WriteAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken)
+    {
         response.StatusCode = statusCode;
         response.ContentType = "application/json";
         using var writer = new Utf8JsonWriter(response.BodyWriter);
@@ -32,22 +240,5 @@ internal sealed class OpenAIChatDialect : Dialect
         writer.WriteEndObject();
         writer.Flush();
         return response.BodyWriter.FlushAsync(cancellationToken).AsTask();
-    }
-
-    public override ResponseParser? CreateResponseParser(string? mediaType) => mediaType switch
-    {
-        "text/event-stream" => new OpenAIChatStreamParser(),
-        "application/json" => new OpenAIChatJsonParser(),
-        _ => null,
-    };
-
-    public override void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, ChatRequest request, ResponseParser response)
-    {
-        foreach (var input in request.Inputs)
-        {
-            writer.WriteRawValue(body[input], skipInputValidation: true);
-        }
-
-        response.WriteAnswer(writer);
     }
 }

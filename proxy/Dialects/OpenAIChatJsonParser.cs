@@ -1,38 +1,20 @@
 using System.Text.Json;
-using Mnemo.Proxy.Context;
 
 namespace Mnemo.Proxy.Dialects;
 
 /// <summary>A non-streaming Chat Completions response: one JSON object, read once it has fully passed.</summary>
-internal sealed class OpenAIChatJsonParser : ResponseParser
+internal sealed class OpenAIChatJsonParser : JsonResponseParser
 {
     private readonly OpenAIChatAnswer _answer = new();
-    private PooledBuffer? _body = new(4096);
 
     public override int OutputBytes => _answer.Bytes;
 
     public override void WriteAnswer(Utf8JsonWriter writer) => _answer.Write(writer);
 
-    protected override void OnData(ReadOnlySpan<byte> chunk)
+    protected override void OnDocument(ReadOnlySpan<byte> body)
     {
-        if (_body!.Length + chunk.Length > JsonResponses.MaxRecordedBytes)
-        {
-            Fail("response is larger than the recording limit");
-            return;
-        }
-
-        _body.Append(chunk);
-    }
-
-    protected override void OnEnd()
-    {
-        var body = _body!.Span;
         var reader = new Utf8JsonReader(body);
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-        {
-            Fail("response is not a JSON object");
-            return;
-        }
+        reader.Read();
 
         var gotMessage = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -64,12 +46,7 @@ internal sealed class OpenAIChatJsonParser : ResponseParser
             else if (reader.ValueTextEquals("usage"u8))
             {
                 reader.Read();
-                if (reader.TokenType == JsonTokenType.StartObject)
-                {
-                    var start = (int)reader.TokenStartIndex;
-                    reader.Skip();
-                    SetUsage(body[start..(int)reader.BytesConsumed], "prompt_tokens"u8, "completion_tokens"u8);
-                }
+                Usage = OpenAIUsage.Read(ref reader);
             }
             else if (reader.ValueTextEquals("error"u8))
             {
@@ -92,15 +69,8 @@ internal sealed class OpenAIChatJsonParser : ResponseParser
 
     protected override void Release()
     {
-        _body?.Dispose();
-        _body = null;
         _answer.Dispose();
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        Release();
-        base.Dispose(disposing);
+        base.Release();
     }
 
     private bool Choice(ref Utf8JsonReader reader, ReadOnlySpan<byte> body)
@@ -150,10 +120,4 @@ internal sealed class OpenAIChatJsonParser : ResponseParser
             }
         }
     }
-}
-
-internal static class JsonResponses
-{
-    /// <summary>A non-streaming body larger than this is still proxied, but not recorded.</summary>
-    public const int MaxRecordedBytes = 16 * 1024 * 1024;
 }

@@ -3,14 +3,13 @@ using System.Text.Json;
 namespace Mnemo.Proxy.Dialects;
 
 /// <summary>Chat Completions SSE: <c>data: {chunk}</c> events, then <c>data: [DONE]</c>.</summary>
-internal sealed class OpenAIChatStreamParser : ResponseParser, ISseSink
+internal sealed class OpenAIChatStreamParser : SseResponseParser
 {
-    private readonly SseReader _sse = new();
     private readonly OpenAIChatAnswer _answer = new();
 
     public override int OutputBytes => _answer.Bytes;
 
-    public void OnEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data)
+    public override void OnEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data)
     {
         if (Failure is not null)
         {
@@ -51,9 +50,11 @@ internal sealed class OpenAIChatStreamParser : ResponseParser, ISseSink
                 reader.Read();
                 if (reader.TokenType == JsonTokenType.StartObject)
                 {
-                    var start = (int)reader.TokenStartIndex;
+                    Usage = OpenAIUsage.Read(ref reader);
+                }
+                else
+                {
                     reader.Skip();
-                    SetUsage(data[start..(int)reader.BytesConsumed], "prompt_tokens"u8, "completion_tokens"u8);
                 }
             }
             else if (reader.ValueTextEquals("error"u8))
@@ -69,17 +70,12 @@ internal sealed class OpenAIChatStreamParser : ResponseParser, ISseSink
         }
     }
 
-    protected override void OnData(ReadOnlySpan<byte> chunk) => _sse.Feed(chunk, this);
-
-    protected override void OnEnd() => _sse.Complete(this);
-
     public override void WriteAnswer(Utf8JsonWriter writer) => _answer.Write(writer);
 
     protected override void Release() => _answer.Dispose();
 
     protected override void Dispose(bool disposing)
     {
-        _sse.Dispose();
         _answer.Dispose();
         base.Dispose(disposing);
     }

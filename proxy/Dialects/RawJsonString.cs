@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Mnemo.Proxy.Context;
+using Mnemo.Proxy.Buffers;
 
 namespace Mnemo.Proxy.Dialects;
 

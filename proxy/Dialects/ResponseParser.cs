@@ -1,5 +1,6 @@
 using System.Text.Json;
-using Mnemo.Proxy.Context;
+using Mnemo.Proxy.Buffers;
+using Mnemo.Proxy.History;
 
 namespace Mnemo.Proxy.Dialects;
 
@@ -9,19 +10,14 @@ namespace Mnemo.Proxy.Dialects;
 /// </summary>
 internal abstract class ResponseParser : IDisposable
 {
-    private PooledBuffer? _usage;
-
     /// <summary>The upstream said the answer is complete (an end marker or a finish reason).</summary>
     public bool Completed { get; protected set; }
 
     /// <summary>Why the answer cannot be recorded; a fixed phrase, never response content.</summary>
     public string? Failure { get; protected set; }
 
-    public long InputTokens { get; private set; } = -1;
-
-    public long OutputTokens { get; private set; } = -1;
-
-    public ReadOnlySpan<byte> UsageJson => _usage is null ? default : _usage.Span;
+    /// <summary>The upstream's token counts, normalised; unknown parts are -1.</summary>
+    public TokenUsage Usage { get; protected set; } = TokenUsage.Unknown;
 
     /// <summary>Bytes of answer text kept, for the token estimate when the upstream reports no usage.</summary>
     public abstract int OutputBytes { get; }
@@ -73,8 +69,6 @@ internal abstract class ResponseParser : IDisposable
 
     public void Dispose()
     {
-        _usage?.Dispose();
-        _usage = null;
         Dispose(true);
         GC.SuppressFinalize(this);
     }
@@ -100,34 +94,113 @@ internal abstract class ResponseParser : IDisposable
     {
     }
 
-    /// <summary>Keeps the raw usage object and reads its token counts.</summary>
-    protected void SetUsage(ReadOnlySpan<byte> usageObject, ReadOnlySpan<byte> inputName, ReadOnlySpan<byte> outputName)
+    /// <summary>Reads a whole-number property value (the reader on its value); -1 for anything else.</summary>
+    protected static long Count(ref Utf8JsonReader reader)
     {
-        _usage ??= new PooledBuffer(256);
-        _usage.Set(usageObject);
-
-        var reader = new Utf8JsonReader(usageObject);
-        reader.Read();
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var value))
         {
-            var isInput = reader.ValueTextEquals(inputName);
-            var isOutput = !isInput && reader.ValueTextEquals(outputName);
-            reader.Read();
-            if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var value))
-            {
-                if (isInput)
-                {
-                    InputTokens = value;
-                }
-                else if (isOutput)
-                {
-                    OutputTokens = value;
-                }
-            }
-            else
-            {
-                reader.Skip();
-            }
+            return value;
         }
+
+        reader.Skip();
+        return -1;
+    }
+}
+
+/// <summary>
+/// A non-streaming answer: one JSON document, buffered as it passes (up to <see cref="MaxRecordedBytes"/>) and read
+/// once it has fully passed. Every dialect's whole-JSON parser derives from this.
+/// </summary>
+internal abstract class JsonResponseParser : ResponseParser
+{
+    /// <summary>A non-streaming body larger than this is still proxied, but not recorded.</summary>
+    public const int MaxRecordedBytes = 16 * 1024 * 1024;
+
+    private PooledBuffer? _body = new(4096);
+
+    protected sealed override void OnData(ReadOnlySpan<byte> chunk)
+    {
+        if (_body!.Length + chunk.Length > MaxRecordedBytes)
+        {
+            Fail("response is larger than the recording limit");
+            return;
+        }
+
+        _body.Append(chunk);
+    }
+
+    protected sealed override void OnEnd()
+    {
+        var body = _body!.Span;
+        var reader = new Utf8JsonReader(body);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            Fail("response is not a JSON object");
+            return;
+        }
+
+        OnDocument(body);
+        // The answer has been read out of it (a failure already freed it).
+        _body?.Dispose();
+        _body = null;
+    }
+
+    /// <summary>Reads the whole answer; sets <see cref="ResponseParser.Completed"/> or fails.</summary>
+    protected abstract void OnDocument(ReadOnlySpan<byte> body);
+
+    protected override void Release()
+    {
+        _body?.Dispose();
+        _body = null;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        Release();
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>A streamed answer of text/event-stream: each event goes to <see cref="ISseSink.OnEvent"/>.</summary>
+internal abstract class SseResponseParser : ResponseParser, ISseSink
+{
+    private readonly SseReader _sse = new();
+
+    public abstract void OnEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data);
+
+    protected sealed override void OnData(ReadOnlySpan<byte> chunk) => _sse.Feed(chunk, this);
+
+    protected sealed override void OnEnd() => _sse.Complete(this);
+
+    protected override void Dispose(bool disposing)
+    {
+        _sse.Dispose();
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>A streamed answer of newline-delimited JSON (Ollama): each non-empty line goes to <see cref="OnObject"/>.</summary>
+internal abstract class NdjsonResponseParser : ResponseParser, ILineSink
+{
+    private readonly LineReader _lines = new();
+
+    public void OnLine(ReadOnlySpan<byte> line)
+    {
+        if (Failure is null && !line.Trim((byte)' ').IsEmpty)
+        {
+            OnObject(line);
+        }
+    }
+
+    protected abstract void OnObject(ReadOnlySpan<byte> json);
+
+    protected sealed override void OnData(ReadOnlySpan<byte> chunk) => _lines.Feed(chunk, this);
+
+    protected sealed override void OnEnd() => _lines.Complete(this);
+
+    protected override void Dispose(bool disposing)
+    {
+        _lines.Dispose();
+        base.Dispose(disposing);
     }
 }

@@ -1,4 +1,4 @@
-using Mnemo.Proxy.Context;
+using Mnemo.Proxy.Buffers;
 
 namespace Mnemo.Proxy.Dialects;
 
@@ -9,81 +9,45 @@ internal interface ISseSink
 }
 
 /// <summary>
-/// Incremental text/event-stream parser (WHATWG rules: CR, LF or CRLF line ends, multi-line data).
-/// Only a line cut by a chunk boundary and the current event's data are copied, into buffers reused for the whole stream,
-/// so it allocates nothing per chunk.
+/// Incremental text/event-stream parser (WHATWG rules: CR, LF or CRLF line ends, multi-line data) over a <see cref="LineReader"/>.
+/// The current event's data is copied into buffers reused for the whole stream, so it allocates nothing per chunk.
 /// </summary>
-internal sealed class SseReader : IDisposable
+internal sealed class SseReader : ILineSink, IDisposable
 {
-    private readonly PooledBuffer _partialLine = new(256);
+    private readonly LineReader _lines = new();
     private readonly PooledBuffer _data = new(1024);
     private readonly PooledBuffer _eventType = new(32);
-    private bool _skipLineFeed;
+    private ISseSink? _sink;
     private bool _hasData;
 
     public void Feed(ReadOnlySpan<byte> chunk, ISseSink sink)
     {
-        while (!chunk.IsEmpty)
-        {
-            if (_skipLineFeed)
-            {
-                _skipLineFeed = false;
-                if (chunk[0] == (byte)'\n')
-                {
-                    chunk = chunk[1..];
-                    continue;
-                }
-            }
-
-            var end = chunk.IndexOfAny((byte)'\r', (byte)'\n');
-            if (end < 0)
-            {
-                _partialLine.Append(chunk);
-                return;
-            }
-
-            _skipLineFeed = chunk[end] == (byte)'\r';
-            if (_partialLine.Length > 0)
-            {
-                _partialLine.Append(chunk[..end]);
-                Line(_partialLine.Span, sink);
-                _partialLine.Clear();
-            }
-            else
-            {
-                Line(chunk[..end], sink);
-            }
-
-            chunk = chunk[(end + 1)..];
-        }
+        _sink = sink;
+        _lines.Feed(chunk, this);
     }
 
     /// <summary>End of stream: a last event without its blank line is still delivered (lenient, as browsers are not).</summary>
     public void Complete(ISseSink sink)
     {
-        if (_partialLine.Length > 0)
-        {
-            Line(_partialLine.Span, sink);
-            _partialLine.Clear();
-        }
-
-        Line([], sink);
+        _sink = sink;
+        _lines.Complete(this);
+        OnLine([]);
     }
 
     public void Dispose()
     {
-        _partialLine.Dispose();
+        _lines.Dispose();
         _data.Dispose();
         _eventType.Dispose();
     }
 
-    private void Line(ReadOnlySpan<byte> line, ISseSink sink)
+    public void OnLine(ReadOnlySpan<byte> line)
     {
         if (line.IsEmpty)
         {
             if (_hasData)
             {
-                sink.OnEvent(_eventType.Span, _data.Span);
+                _sink!.OnEvent(_eventType.Span, _data.Span);
             }
 
             _hasData = false;

@@ -1,5 +1,5 @@
 using System.Buffers;
-using Mnemo.Proxy.Context;
+using Mnemo.Proxy.Buffers;
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
@@ -39,9 +39,9 @@ internal sealed class Exchange : IDisposable
 
     public SessionKey? Session { get; set; }
 
-    public ChatRequest? Request { get; set; }
+    public SplicePlan? Plan { get; set; }
 
-    /// <summary>The client's body as received (inputs are ranges of it).</summary>
+    /// <summary>The client's body as received (the plan's inputs are ranges of it).</summary>
     public PooledBuffer? Body { get; set; }
 
     /// <summary>The body with history spliced in, rented for the duration of the request.</summary>

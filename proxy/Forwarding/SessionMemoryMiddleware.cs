@@ -1,16 +1,14 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.Globalization;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
+using Mnemo.Proxy.Buffers;
 using Mnemo.Proxy.Context;
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
 using Mnemo.Proxy.WriteBack;
-using Yarp.ReverseProxy.Forwarder;
-using Yarp.ReverseProxy.Model;
 
 namespace Mnemo.Proxy.Forwarding;
 
@@ -24,48 +22,43 @@ internal sealed class SessionMemoryMiddleware
     /// <summary>Per-request override of <see cref="MemoryOptions.Mode"/>; never forwarded.</summary>
     public const string ModeHeader = "X-Mnemo-Mode";
 
-    /// <summary>Route metadata setting a route's default memory mode.</summary>
-    public const string ModeMetadata = "Mnemo.Mode";
-
-    public const string MemoryHeader = "X-Mnemo-Memory";
-    public const string ContextTurnsHeader = "X-Mnemo-Context-Turns";
-
-    private static readonly string[] s_turnCounts = Enumerable.Range(0, 101).Select(i => i.ToString(CultureInfo.InvariantCulture)).ToArray();
-
     private readonly RequestDelegate _next;
     private readonly DialectRegistry _dialects;
+    private readonly Converter _converter;
     private readonly SessionResolver _sessions;
-    private readonly HistoryReader _history;
+    private readonly FailOpenReader _history;
     private readonly WriteBackQueue _queue;
     private readonly MnemoMetrics _metrics;
+    private readonly ExchangeTelemetry _telemetry;
+    private readonly TurnCapture _capture;
     private readonly MemoryOptions _memory;
     private readonly int _contextTurns;
-    private readonly TimeProvider _time;
-    private readonly ILogger<SessionMemoryMiddleware> _logger;
-    private readonly Func<object, Task> _onStarting = WriteHeaders;
     private readonly Func<object, Task> _onCompleted;
 
     public SessionMemoryMiddleware(
         RequestDelegate next,
         DialectRegistry dialects,
+        Converter converter,
         SessionResolver sessions,
-        HistoryReader history,
+        FailOpenReader history,
         WriteBackQueue queue,
         MnemoMetrics metrics,
+        ExchangeTelemetry telemetry,
+        TurnCapture capture,
         IOptions<MemoryOptions> memory,
-        TimeProvider time,
-        ILogger<SessionMemoryMiddleware> logger)
+        IOptions<StoreOptions> store)
     {
         _next = next;
         _dialects = dialects;
+        _converter = converter;
         _sessions = sessions;
         _history = history;
         _queue = queue;
         _metrics = metrics;
+        _telemetry = telemetry;
+        _capture = capture;
         _memory = memory.Value;
-        _contextTurns = Math.Min(_memory.MaxContextTurns, _memory.MaxStoredTurns);
-        _time = time;
-        _logger = logger;
+        _contextTurns = Math.Min(_memory.MaxContextTurns, store.Value.MaxStoredTurns);
         _onCompleted = Complete;
     }
 
@@ -73,7 +66,7 @@ internal sealed class SessionMemoryMiddleware
     {
         var exchange = new Exchange(context, Stopwatch.GetTimestamp());
         context.Features.Set(exchange);
-        context.Response.OnStarting(_onStarting, exchange);
+        context.Response.OnStarting(ExchangeTelemetry.WriteHeaders, exchange);
         context.Response.OnCompleted(_onCompleted, exchange);
 
         var modeHeader = context.Request.Headers[ModeHeader];
@@ -82,8 +75,9 @@ internal sealed class SessionMemoryMiddleware
             context.Request.Headers.Remove(ModeHeader);
         }
 
-        var dialect = _dialects.Resolve(context);
-        if (dialect is null)
+        var route = RouteMemory.For(context);
+        var dialect = route?.Dialect is { } routed ? _dialects.Get(routed) : _dialects.ByPath(context.Request);
+        if (dialect is null || !HttpMethods.IsPost(context.Request.Method))
         {
             await ForwardAsync(exchange).ConfigureAwait(false);
             return;
@@ -98,11 +92,19 @@ internal sealed class SessionMemoryMiddleware
             return;
         }
 
-        if (!TryGetMode(context, modeHeader, out var mode))
+        MemoryMode mode;
+        if (modeHeader.Count > 0)
         {
-            await RejectAsync(exchange, StatusCodes.Status400BadRequest, "invalid_mnemo_mode",
-                $"The {ModeHeader} header must be one of: inject, record, off.").ConfigureAwait(false);
-            return;
+            if (modeHeader.Count != 1 || !MemoryModes.TryParse(modeHeader[0], out mode))
+            {
+                await RejectAsync(exchange, StatusCodes.Status400BadRequest, "invalid_mnemo_mode",
+                    $"The {ModeHeader} header must be one of: inject, record, off.").ConfigureAwait(false);
+                return;
+            }
+        }
+        else
+        {
+            mode = route?.Mode ?? _memory.Mode;
         }
 
         if (mode == MemoryMode.Off)
@@ -131,13 +133,13 @@ internal sealed class SessionMemoryMiddleware
         var pending = inject ? _queue.Pending.Snapshot(session) : [];
         var read = inject ? _history.ReadAsync(session, _contextTurns, aborted) : default;
 
-        var body = exchange.Body = new PooledBuffer(InitialBodyCapacity(context.Request));
-        var bodyError = await ReadBodyAsync(context.Request, body, aborted).ConfigureAwait(false);
+        var body = exchange.Body = new PooledBuffer(RequestBody.InitialCapacity(context.Request));
+        var bodyError = await RequestBody.ReadAsync(context.Request, body, aborted).ConfigureAwait(false);
         _metrics.Stage(Stage.BodyRead, dialect.Id, Stopwatch.GetElapsedTime(exchange.Started).TotalSeconds);
-        var request = new ChatRequest();
-        var parseError = bodyError is null ? dialect.ParseRequest(body.Span, mode, request) : null;
+        var plan = exchange.Plan = new SplicePlan();
+        var parsed = bodyError is null ? dialect.ParseRequest(body.Span, mode == MemoryMode.Record, plan) : default;
 
-        HistoryRead history = default;
+        ReadResult history = default;
         if (inject)
         {
             try
@@ -160,14 +162,20 @@ internal sealed class SessionMemoryMiddleware
             return;
         }
 
-        if (parseError is not null)
+        switch (parsed.Outcome)
         {
-            await RejectAsync(exchange, StatusCodes.Status400BadRequest, "invalid_request_body", parseError).ConfigureAwait(false);
-            return;
+            case ParseOutcome.Invalid:
+                await RejectAsync(exchange, StatusCodes.Status400BadRequest, "invalid_request_body", parsed.Error!).ConfigureAwait(false);
+                return;
+            case ParseOutcome.PassThrough:
+                // The provider keeps this conversation itself: the body goes on as received and nothing is stored.
+                ForwardBody(context, body.Length, body.AsStream());
+                await ForwardAsync(exchange).ConfigureAwait(false);
+                return;
         }
 
         var started = Stopwatch.GetTimestamp();
-        HistoryContext window = default;
+        ReadOnlyMemory<byte>[] segments = [];
         if (inject)
         {
             _metrics.Stage(Stage.HistoryRead, dialect.Id, history.Elapsed.TotalSeconds);
@@ -177,22 +185,23 @@ internal sealed class SessionMemoryMiddleware
             }
             else
             {
-                window = HistoryContext.Build(history.Window!, pending, _contextTurns, _memory.MaxContextTokens);
-                exchange.Memory = window.Turns > 0 ? MemoryState.Hit : MemoryState.Empty;
-                exchange.ContextTurns = window.Turns;
+                var window = ContextWindow.Choose(history.Turns!, pending, _contextTurns, _memory.MaxContextTokens);
+                segments = window.Segments(dialect, _converter);
+                exchange.Memory = window.Count > 0 ? MemoryState.Hit : MemoryState.Empty;
+                exchange.ContextTurns = window.Count;
             }
         }
 
-        var length = window.SplicedLength(body.Length, request);
-        if (length != body.Length)
+        var length = Splice.Length(body.Length, plan, segments);
+        if (length != body.Length || segments.Length > 0)
         {
             var spliced = exchange.SplicedBody = ArrayPool<byte>.Shared.Rent(length);
-            window.Splice(body.Span, request, spliced);
-            context.Request.Body = new MemoryStream(spliced, 0, length, writable: false);
+            length = Splice.Write(body.Span, plan, segments, spliced);
+            ForwardBody(context, length, new MemoryStream(spliced, 0, length, writable: false));
         }
         else
         {
-            context.Request.Body = body.AsStream();
+            ForwardBody(context, length, body.AsStream());
         }
 
         if (inject && !history.Degraded)
@@ -200,15 +209,19 @@ internal sealed class SessionMemoryMiddleware
             _metrics.Stage(Stage.ContextBuild, dialect.Id, Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
 
-        context.Request.ContentLength = length;
-        context.Request.Headers.Remove(HeaderNames.TransferEncoding);
         // The tee must read the answer: ask for it uncompressed (an absent header would allow any coding).
         context.Request.Headers.AcceptEncoding = "identity";
-        exchange.Request = request;
         exchange.Record = true;
 
         await ForwardAsync(exchange).ConfigureAwait(false);
         Hold(exchange);
+    }
+
+    private static void ForwardBody(HttpContext context, long length, Stream body)
+    {
+        context.Request.Body = body;
+        context.Request.ContentLength = length;
+        context.Request.Headers.Remove(HeaderNames.TransferEncoding);
     }
 
     private Task ForwardAsync(Exchange exchange)
@@ -223,39 +236,11 @@ internal sealed class SessionMemoryMiddleware
     /// </summary>
     private void Hold(Exchange exchange)
     {
-        if (exchange.Context.Features.Get<IForwarderErrorFeature>() is not null
-            || exchange.UpstreamStatus is < 200 or > 299)
+        if (_capture.Capture(exchange) is { } turn)
         {
-            return;
+            _queue.Hold(turn);
+            exchange.Turn = turn;
         }
-
-        var parser = exchange.Parser;
-        if (parser is null || !parser.Completed || parser.Failure is not null)
-        {
-            Log.AnswerNotRecorded(_logger, exchange.DialectId.Label(),
-                exchange.NotRecordable ?? parser?.Failure ?? "the stream ended before the answer was complete");
-            return;
-        }
-
-        var id = TurnCodec.NewId();
-        var payload = TurnCodec.Encode(
-            id,
-            _time.GetUtcNow().ToUnixTimeMilliseconds(),
-            exchange.DialectId.Label(),
-            EstimateTokens(exchange.Request!.InputBytes, parser),
-            parser.UsageJson,
-            exchange,
-            static (writer, state) => state.Dialect!.WriteTurnMessages(writer, state.Body!.Span, state.Request!, state.Parser!));
-
-        if (!TurnCodec.TryRead(payload, out var view))
-        {
-            Log.AnswerNotRecorded(_logger, exchange.DialectId.Label(), "the stored form of the turn did not read back");
-            return;
-        }
-
-        var turn = new Turn(exchange.Session!, id, payload, view, exchange.DialectId);
-        _queue.Hold(turn);
-        exchange.Turn = turn;
     }
 
     private Task Complete(object state)
@@ -268,115 +253,13 @@ internal sealed class SessionMemoryMiddleware
                 _queue.Enqueue(turn);
             }
 
-            Observe(exchange, Stopwatch.GetTimestamp());
+            _telemetry.Observe(exchange, Stopwatch.GetTimestamp());
         }
         finally
         {
             exchange.Dispose();
         }
 
-        return Task.CompletedTask;
-    }
-
-    private void Observe(Exchange exchange, long now)
-    {
-        var dialect = exchange.DialectId;
-        _metrics.Request(dialect, exchange.Memory, Classify(exchange));
-        if (exchange.Parser is { } parser)
-        {
-            _metrics.Tokens(dialect, parser.InputTokens, parser.OutputTokens);
-        }
-
-        var forwarded = exchange.ForwardStarted;
-        if (forwarded == 0)
-        {
-            return;
-        }
-
-        if (exchange.UpstreamHeaders != 0)
-        {
-            _metrics.Stage(Stage.UpstreamHeaders, dialect, Seconds(forwarded, exchange.UpstreamHeaders));
-        }
-
-        if (exchange.UpstreamFirstByte != 0)
-        {
-            _metrics.Stage(Stage.UpstreamFirstByte, dialect, Seconds(forwarded, exchange.UpstreamFirstByte));
-        }
-
-        if (exchange.UpstreamEnded != 0)
-        {
-            var upstream = Seconds(forwarded, exchange.UpstreamEnded);
-            _metrics.Stage(Stage.UpstreamTotal, dialect, upstream);
-            _metrics.Overhead(dialect, Seconds(exchange.Started, now) - upstream);
-        }
-    }
-
-    private static Outcome Classify(Exchange exchange)
-    {
-        if (exchange.Rejected)
-        {
-            return Outcome.Rejected;
-        }
-
-        if (exchange.Context.Features.Get<IForwarderErrorFeature>()?.Error is { } error and not ForwarderError.None)
-        {
-            return IsClientSide(error) ? Outcome.ClientAborted : Outcome.UpstreamError;
-        }
-
-        if (exchange.ForwardStarted == 0)
-        {
-            // Never forwarded and not rejected: the client left while its body was uploading.
-            return Outcome.ClientAborted;
-        }
-
-        if (exchange.UpstreamStatus is 0 or >= 400 || (exchange.Record && exchange.Turn is null))
-        {
-            return Outcome.UpstreamError;
-        }
-
-        return Outcome.Completed;
-    }
-
-    private static bool IsClientSide(ForwarderError error) => error is
-        ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient
-        or ForwarderError.ResponseBodyCanceled or ForwarderError.ResponseBodyClient
-        or ForwarderError.UpgradeRequestCanceled or ForwarderError.UpgradeRequestClient
-        or ForwarderError.UpgradeResponseCanceled or ForwarderError.UpgradeResponseClient;
-
-    private static double Seconds(long from, long to) => Stopwatch.GetElapsedTime(from, to).TotalSeconds;
-
-    private static int EstimateTokens(int inputBytes, ResponseParser parser)
-    {
-        // Roughly four bytes a token for the inputs; the upstream's count for the answer when it gave one.
-        var output = parser.OutputTokens >= 0 ? parser.OutputTokens : (parser.OutputBytes + 3) / 4;
-        return (int)Math.Min(int.MaxValue, ((inputBytes + 3) / 4) + output);
-    }
-
-    private bool TryGetMode(HttpContext context, Microsoft.Extensions.Primitives.StringValues header, out MemoryMode mode)
-    {
-        if (header.Count > 0)
-        {
-            mode = default;
-            return header.Count == 1 && MemoryModes.TryParse(header[0], out mode);
-        }
-
-        var metadata = context.Features.Get<IReverseProxyFeature>()?.Route.Config.Metadata;
-        if (metadata is not null && metadata.TryGetValue(ModeMetadata, out var configured) && MemoryModes.TryParse(configured, out mode))
-        {
-            return true;
-        }
-
-        mode = _memory.Mode;
-        return true;
-    }
-
-    private static Task WriteHeaders(object state)
-    {
-        var exchange = (Exchange)state;
-        var headers = exchange.Context.Response.Headers;
-        headers[MemoryHeader] = MnemoMetrics.Label(exchange.Memory);
-        var turns = exchange.ContextTurns;
-        headers[ContextTurnsHeader] = turns < s_turnCounts.Length ? s_turnCounts[turns] : turns.ToString(CultureInfo.InvariantCulture);
         return Task.CompletedTask;
     }
 
@@ -390,67 +273,5 @@ internal sealed class SessionMemoryMiddleware
         }
 
         await exchange.Dialect!.WriteErrorAsync(response, statusCode, code, message, exchange.Context.RequestAborted).ConfigureAwait(false);
-    }
-
-    private static int InitialBodyCapacity(HttpRequest request) =>
-        request.ContentLength is long length and > 0 and < 64 * 1024 * 1024 ? (int)length + 1 : 16 * 1024;
-
-    /// <summary>Reads the whole body; returns null, or why it could not (status 0 when the client went away).</summary>
-    private static async ValueTask<BodyError?> ReadBodyAsync(HttpRequest request, PooledBuffer body, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var stream = request.Body;
-            while (true)
-            {
-                var read = await stream.ReadAsync(body.GetMemory(4096), cancellationToken).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    return null;
-                }
-
-                body.Advance(read);
-            }
-        }
-        catch (BadHttpRequestException ex)
-        {
-            return new BodyError(ex.StatusCode, ex.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? "The request body is larger than this proxy accepts."
-                : "The request body could not be read.");
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException)
-        {
-            return new BodyError(0, "The client went away.");
-        }
-    }
-
-    private sealed record BodyError(int StatusCode, string Message);
-}
-
-/// <summary>Parsing of <see cref="MemoryMode"/> names in headers and route metadata.</summary>
-internal static class MemoryModes
-{
-    public static bool TryParse(string? value, out MemoryMode mode)
-    {
-        if (string.Equals(value, "inject", StringComparison.OrdinalIgnoreCase))
-        {
-            mode = MemoryMode.Inject;
-            return true;
-        }
-
-        if (string.Equals(value, "record", StringComparison.OrdinalIgnoreCase))
-        {
-            mode = MemoryMode.Record;
-            return true;
-        }
-
-        if (string.Equals(value, "off", StringComparison.OrdinalIgnoreCase))
-        {
-            mode = MemoryMode.Off;
-            return true;
-        }
-
-        mode = default;
-        return false;
     }
 }

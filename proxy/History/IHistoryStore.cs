@@ -11,7 +11,7 @@ internal interface IHistoryStore
     /// <summary>
     /// Reads the newest <paramref name="count"/> turns (oldest first) and refreshes the session's expiry, in one round trip.
     /// </summary>
-    ValueTask<HistoryWindow> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken);
+    ValueTask<StoredTurn[]> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken);
 
     /// <summary>Appends one turn, trims and refreshes expiry in one round trip; a turn id already stored is not added again.</summary>
     ValueTask<AppendResult> AppendAsync(Turn turn, CancellationToken cancellationToken);
@@ -28,16 +28,3 @@ internal enum AppendResult
 
 /// <summary>Readiness of the store; <see cref="Detail"/> is safe to show (no connection string).</summary>
 internal readonly record struct StoreStatus(bool Ready, string Detail);
-
-/// <summary>The turns a read returned, oldest first.</summary>
-internal sealed class HistoryWindow
-{
-    public static readonly HistoryWindow Empty = new([]);
-
-    public HistoryWindow(StoredTurn[] turns)
-    {
-        Turns = turns;
-    }
-
-    public StoredTurn[] Turns { get; }
-}

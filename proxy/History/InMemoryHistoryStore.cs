@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
-using Mnemo.Proxy.Context;
 using Mnemo.Proxy.Sessions;
 
 namespace Mnemo.Proxy.History;
@@ -19,11 +18,11 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
     private readonly int _maxStored;
     private readonly ITimer _sweeper;
 
-    public InMemoryHistoryStore(IOptions<MemoryOptions> memory, TimeProvider time)
+    public InMemoryHistoryStore(IOptions<StoreOptions> store, TimeProvider time)
     {
         _time = time;
-        _ttl = memory.Value.Ttl;
-        _maxStored = memory.Value.MaxStoredTurns;
+        _ttl = store.Value.Ttl;
+        _maxStored = store.Value.MaxStoredTurns;
         _sweeper = time.CreateTimer(static state => ((InMemoryHistoryStore)state!).Sweep(), this, s_sweepInterval, s_sweepInterval);
     }
 
@@ -31,11 +30,11 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
 
     public int SessionCount => _sessions.Count;
 
-    public ValueTask<HistoryWindow> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken)
+    public ValueTask<StoredTurn[]> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken)
     {
         if (!_sessions.TryGetValue(session.Slot, out var entry))
         {
-            return ValueTask.FromResult(HistoryWindow.Empty);
+            return ValueTask.FromResult<StoredTurn[]>([]);
         }
 
         var now = _time.GetUtcNow();
@@ -45,14 +44,14 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
             {
                 entry.Removed = true;
                 _sessions.TryRemove(new KeyValuePair<string, Session>(session.Slot, entry));
-                return ValueTask.FromResult(HistoryWindow.Empty);
+                return ValueTask.FromResult<StoredTurn[]>([]);
             }
 
             entry.ExpiresAt = now + _ttl;
             var take = Math.Min(count, entry.Turns.Count);
             var turns = new StoredTurn[take];
             entry.Turns.CopyTo(entry.Turns.Count - take, turns, 0, take);
-            return ValueTask.FromResult(new HistoryWindow(turns));
+            return ValueTask.FromResult(turns);
         }
     }
 

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Options;
-using Mnemo.Proxy.Context;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
 using StackExchange.Redis;
@@ -19,13 +18,13 @@ internal sealed class RedisHistoryStore : IHistoryStore
     private readonly TimeSpan _ttl;
     private readonly RedisValue _maxStored;
 
-    public RedisHistoryStore(RedisConnection connection, MnemoMetrics metrics, IOptions<MemoryOptions> memory)
+    public RedisHistoryStore(RedisConnection connection, MnemoMetrics metrics, IOptions<StoreOptions> store)
     {
         _connection = connection;
         _metrics = metrics;
-        _ttl = memory.Value.Ttl;
+        _ttl = store.Value.Ttl;
         _ttlMs = (long)_ttl.TotalMilliseconds;
-        _maxStored = memory.Value.MaxStoredTurns;
+        _maxStored = store.Value.MaxStoredTurns;
     }
 
     public string Name => "redis";
@@ -35,7 +34,7 @@ internal sealed class RedisHistoryStore : IHistoryStore
     /// LRANGE itself. Nor MULTI/EXEC: Redis refuses to queue a transaction at maxmemory, which would cut reads off
     /// exactly when writes fail. The request waits on the LRANGE reply only; the expiry refreshes are fire-and-forget.
     /// </remarks>
-    public async ValueTask<HistoryWindow> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken)
+    public async ValueTask<StoredTurn[]> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken)
     {
         var database = _connection.GetDatabaseOrThrow();
         RedisKey turnsKey = RedisKeys.Turns(session), metaKey = RedisKeys.Meta(session);
@@ -49,7 +48,7 @@ internal sealed class RedisHistoryStore : IHistoryStore
         var items = await range.WaitAsync(cancellationToken).ConfigureAwait(false);
         if (items.Length == 0)
         {
-            return HistoryWindow.Empty;
+            return [];
         }
 
         var turns = new StoredTurn[items.Length];
@@ -63,7 +62,7 @@ internal sealed class RedisHistoryStore : IHistoryStore
             }
         }
 
-        return new HistoryWindow(kept == turns.Length ? turns : turns[..kept]);
+        return kept == turns.Length ? turns : turns[..kept];
     }
 
     public ValueTask<AppendResult> AppendAsync(Turn turn, CancellationToken cancellationToken)

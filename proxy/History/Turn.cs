@@ -1,4 +1,4 @@
-using Mnemo.Proxy.Dialects;
+using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
 
 namespace Mnemo.Proxy.History;
@@ -6,13 +6,12 @@ namespace Mnemo.Proxy.History;
 /// <summary>One completed exchange (the new input messages and the answer) as stored: one list element, never split.</summary>
 internal sealed class Turn
 {
-    public Turn(SessionKey session, string id, byte[] payload, StoredTurn view, DialectId dialect)
+    public Turn(SessionKey session, string id, byte[] payload, StoredTurn view)
     {
         Session = session;
         Id = id;
         Payload = payload;
         View = view;
-        Dialect = dialect;
     }
 
     public SessionKey Session { get; }
@@ -25,30 +24,46 @@ internal sealed class Turn
 
     public StoredTurn View { get; }
 
-    public DialectId Dialect { get; }
+    public DialectId Dialect => View.Dialect;
 }
 
-/// <summary>A stored element located but not decoded: its id, token estimate and the byte range of its messages.</summary>
+/// <summary>A stored element located but not decoded: its id, dialect, token estimate and the byte range of its messages.</summary>
 internal readonly struct StoredTurn
 {
-    public StoredTurn(ReadOnlyMemory<byte> payload, Range id, Range messages, int tokens)
+    public StoredTurn(ReadOnlyMemory<byte> payload, Range id, Range messages, int tokens, DialectId dialect)
     {
         Payload = payload;
         IdRange = id;
         MessagesRange = messages;
         Tokens = tokens;
+        Dialect = dialect;
     }
 
     public ReadOnlyMemory<byte> Payload { get; }
 
     public Range IdRange { get; }
 
-    /// <summary>The content between the brackets of the <c>messages</c> array: ready to splice.</summary>
+    /// <summary>The content between the brackets of the <c>messages</c> array, in <see cref="Dialect"/>'s request format: ready to splice.</summary>
     public Range MessagesRange { get; }
 
     public int Tokens { get; }
 
+    /// <summary>The API format the messages are written in.</summary>
+    public DialectId Dialect { get; }
+
     public ReadOnlySpan<byte> Id => Payload.Span[IdRange];
 
     public ReadOnlyMemory<byte> Messages => Payload[MessagesRange];
+}
+
+/// <summary>
+/// Token counts of one answer as the upstream reported them, normalised across APIs; -1 where it reported none.
+/// <see cref="Input"/> is the whole prompt, cached parts included (OpenAI's <c>prompt_tokens</c>; Anthropic's
+/// <c>input_tokens</c> plus its cache reads and writes); <see cref="CacheRead"/> and <see cref="CacheWrite"/> are parts of it.
+/// </summary>
+internal readonly record struct TokenUsage(long Input, long Output, long CacheRead, long CacheWrite)
+{
+    public static readonly TokenUsage Unknown = new(-1, -1, -1, -1);
+
+    public bool IsKnown => Input >= 0 || Output >= 0;
 }

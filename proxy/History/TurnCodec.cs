@@ -1,16 +1,18 @@
 using System.Text.Json;
-using Mnemo.Proxy.Context;
+using Mnemo.Proxy.Buffers;
+using Mnemo.Proxy.Metrics;
 
 namespace Mnemo.Proxy.History;
 
 /// <summary>
 /// The stored form of a turn, one Redis list element:
-/// <c>{"id":"…","tok":estimate,"ml":length,"messages":[…],"ts":unix-ms,"d":"dialect","usage":{…}}</c>.
-/// Messages are kept in the dialect's own request format so they splice back without conversion.
+/// <c>{"id":"…","d":"dialect","tok":estimate,"ml":length,"messages":[…],"ts":unix-ms,"usage":{"input":…,"output":…,"cache_read":…,"cache_write":…}}</c>.
+/// Messages are kept in the dialect's own request format so they splice back into that dialect without conversion;
+/// the usage is normalised (<see cref="TokenUsage"/>), with -1 where the upstream reported nothing.
 /// </summary>
 /// <remarks>
-/// The read path locates twenty of these per request, so what it needs comes first: the id, the token estimate and
-/// <c>ml</c>, the byte length of the messages array, which is then taken by offset instead of being tokenized.
+/// The read path locates twenty of these per request, so what it needs comes first: the id, the dialect, the token
+/// estimate and <c>ml</c>, the byte length of the messages array, which is then taken by offset instead of being tokenized.
 /// </remarks>
 internal static class TurnCodec
 {
@@ -31,7 +33,7 @@ internal static class TurnCodec
 
     /// <summary>Writes a turn element; <paramref name="writeMessages"/> writes the elements of the messages array.</summary>
     public static byte[] Encode<TState>(
-        string id, long timestampMs, string dialect, int tokens, ReadOnlySpan<byte> usage, TState state, Action<Utf8JsonWriter, TState> writeMessages)
+        string id, long timestampMs, DialectId dialect, int tokens, TokenUsage usage, TState state, Action<Utf8JsonWriter, TState> writeMessages)
     {
         var messages = t_messages ??= new PooledBuffer(4096);
         var element = t_element ??= new PooledBuffer(4096);
@@ -49,16 +51,20 @@ internal static class TurnCodec
             writer.Reset(element);
             writer.WriteStartObject();
             writer.WriteString("id"u8, id);
+            writer.WriteString("d"u8, dialect.Utf8Label());
             writer.WriteNumber("tok"u8, tokens);
             writer.WriteNumber("ml"u8, messages.Length);
             writer.WritePropertyName("messages"u8);
             writer.WriteRawValue(messages.Span, skipInputValidation: true);
             writer.WriteNumber("ts"u8, timestampMs);
-            writer.WriteString("d"u8, dialect);
-            if (!usage.IsEmpty)
+            if (usage.IsKnown)
             {
-                writer.WritePropertyName("usage"u8);
-                writer.WriteRawValue(usage, skipInputValidation: true);
+                writer.WriteStartObject("usage"u8);
+                writer.WriteNumber("input"u8, usage.Input);
+                writer.WriteNumber("output"u8, usage.Output);
+                writer.WriteNumber("cache_read"u8, usage.CacheRead);
+                writer.WriteNumber("cache_write"u8, usage.CacheWrite);
+                writer.WriteEndObject();
             }
 
             writer.WriteEndObject();
@@ -105,7 +111,8 @@ internal static class TurnCodec
             }
 
             Range id = default, messages = default;
-            bool hasId = false, hasMessages = false;
+            bool hasId = false, hasMessages = false, hasDialect = false;
+            var dialect = DialectId.Other;
             int tokens = 0, messagesLength = -1;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
@@ -120,6 +127,15 @@ internal static class TurnCodec
                     var start = (int)reader.TokenStartIndex + 1;
                     id = new Range(start, start + reader.ValueSpan.Length);
                     hasId = true;
+                }
+                else if (reader.ValueTextEquals("d"u8))
+                {
+                    reader.Read();
+                    hasDialect = reader.TokenType == JsonTokenType.String && DialectLabels.TryParse(reader.ValueSpan, out dialect);
+                    if (!hasDialect)
+                    {
+                        return false;
+                    }
                 }
                 else if (reader.ValueTextEquals("tok"u8))
                 {
@@ -140,10 +156,10 @@ internal static class TurnCodec
                     }
 
                     var end = start + messagesLength;
-                    if (hasId && messagesLength >= 2 && end <= span.Length && span[end - 1] == (byte)']')
+                    if (hasId && hasDialect && messagesLength >= 2 && end <= span.Length && span[end - 1] == (byte)']')
                     {
                         // Taken by offset: the array is this writer's own output, sized when it was written.
-                        // What follows it (timestamp, dialect, usage) is not needed to splice.
+                        // What follows it (timestamp, usage) is not needed to splice.
                         messages = new Range(start + 1, end - 1);
                         hasMessages = true;
                         break;
@@ -167,12 +183,14 @@ internal static class TurnCodec
                 }
             }
 
-            if (!hasId || !hasMessages)
+            // Elements written before turns led with their dialect carry it after the messages; only one dialect had
+            // memory then, and the full read above reaches it.
+            if (!hasId || !hasMessages || !hasDialect)
             {
                 return false;
             }
 
-            turn = new StoredTurn(payload, id, messages, tokens);
+            turn = new StoredTurn(payload, id, messages, tokens, dialect);
             return true;
         }
         catch (JsonException)

@@ -48,6 +48,7 @@ public static class MnemoHostingExtensions
         AddOptions<SessionIdOptions>(services, SessionIdOptions.SectionName);
         AddOptions<TenancyOptions>(services, TenancyOptions.SectionName);
         AddOptions<MemoryOptions>(services, MemoryOptions.SectionName);
+        AddOptions<StoreOptions>(services, StoreOptions.SectionName);
         AddOptions<RedisResilienceOptions>(services, RedisResilienceOptions.SectionName);
         AddOptions<WriteBackOptions>(services, WriteBackOptions.SectionName);
         services.AddOptions<HostOptions>().Configure<IOptions<HostingOptions>>((host, mnemo) => host.ShutdownTimeout = mnemo.Value.ShutdownTimeout);
@@ -55,6 +56,9 @@ public static class MnemoHostingExtensions
         services.AddSingleton<MnemoMetrics>();
         services.AddSingleton<SessionResolver>();
         services.AddSingleton<DialectRegistry>();
+        services.AddSingleton<Converter>();
+        services.AddSingleton<ExchangeTelemetry>();
+        services.AddSingleton<TurnCapture>();
         services.AddSingleton<RedisPipelines>();
         services.AddMnemoHistory(configuration.GetConnectionString(RedisConnectionStringName));
         services.AddSingleton<WriteBackQueue>();
@@ -65,6 +69,7 @@ public static class MnemoHostingExtensions
         services.AddDataProtection().UseEphemeralDataProtectionProvider();
         services.AddReverseProxy()
             .AddMnemoProxyConfig(configuration)
+            .AddTransforms<RouteMemory>()
             .AddTransforms<ResponseTee>();
         return services;
     }
@@ -111,7 +116,7 @@ public static class MnemoHostingExtensions
 
     private static IServiceCollection AddMnemoHistory(this IServiceCollection services, string? connectionString)
     {
-        services.AddSingleton<HistoryReader>();
+        services.AddSingleton<FailOpenReader>();
         if (string.IsNullOrWhiteSpace(connectionString))
         {
             services.AddSingleton<InMemoryHistoryStore>();

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Mnemo.Proxy.Context;
 using Mnemo.Proxy.Forwarding;
+using Mnemo.Proxy.History;
 using Mnemo.Proxy.Resilience;
 using Mnemo.Proxy.Sessions;
 using Mnemo.Proxy.WriteBack;
@@ -14,6 +15,7 @@ internal sealed class OptionsValidators(IConfiguration configuration) :
     IValidateOptions<SessionIdOptions>,
     IValidateOptions<TenancyOptions>,
     IValidateOptions<MemoryOptions>,
+    IValidateOptions<StoreOptions>,
     IValidateOptions<RedisResilienceOptions>,
     IValidateOptions<WriteBackOptions>
 {
@@ -49,9 +51,13 @@ internal sealed class OptionsValidators(IConfiguration configuration) :
     public ValidateOptionsResult Validate(string? name, MemoryOptions options) =>
         new OptionsErrors(MemoryOptions.SectionName)
             .Check(Enum.IsDefined(options.Mode), "Mode", "must be Inject, Record or Off.")
-            .Range(options.MaxStoredTurns, "MaxStoredTurns", 1, MemoryOptions.StoredTurnsLimit)
-            .Range(options.MaxContextTurns, "MaxContextTurns", 0, MemoryOptions.StoredTurnsLimit)
+            .Range(options.MaxContextTurns, "MaxContextTurns", 0, StoreOptions.StoredTurnsLimit)
             .Check(options.MaxContextTokens >= 0, "MaxContextTokens", "must be 0 (off) or a positive token budget.")
+            .Result();
+
+    public ValidateOptionsResult Validate(string? name, StoreOptions options) =>
+        new OptionsErrors(StoreOptions.SectionName)
+            .Range(options.MaxStoredTurns, "MaxStoredTurns", 1, StoreOptions.StoredTurnsLimit)
             .Range(options.Ttl, "Ttl", TimeSpan.FromSeconds(1), TimeSpan.FromDays(3650))
             .Result();
 

@@ -1,4 +1,3 @@
-using Mnemo.Proxy.Dialects;
 using Prometheus;
 
 namespace Mnemo.Proxy.Metrics;
@@ -19,6 +18,7 @@ internal sealed class MnemoMetrics
     private static readonly string[] s_outcomes = ["completed", "client_aborted", "upstream_error", "rejected"];
     private static readonly string[] s_writeBack = ["written", "duplicate", "retried", "dropped"];
     private static readonly string[] s_ops = ["read", "write"];
+    private static readonly string[] s_dropKinds = ["thinking", "reasoning", "image", "other"];
 
     private readonly Histogram _stage;
     private readonly Histogram _overhead;
@@ -31,6 +31,8 @@ internal sealed class MnemoMetrics
     private readonly Counter.Child[] _writeBackChildren;
     private readonly Counter.Child[] _roundTripChildren;
     private readonly Gauge _queueDepth;
+    private readonly Counter _conversionDropped;
+    private readonly Counter.Child?[] _droppedChildren = new Counter.Child?[DialectLabels.Count * DialectLabels.Count * s_dropKinds.Length];
 
     public MnemoMetrics()
     {
@@ -64,6 +66,11 @@ internal sealed class MnemoMetrics
             "mnemo_redis_round_trips_total",
             "Round trips to Redis, by operation.",
             new CounterConfiguration { LabelNames = ["op"] });
+
+        _conversionDropped = factory.CreateCounter(
+            "mnemo_conversion_dropped_total",
+            "Parts of stored turns that a request in another dialect cannot carry and that were left out of its history.",
+            new CounterConfiguration { LabelNames = ["from", "to", "kind"] });
 
         // Created up front so alerts on rate() see a zero series before the first event.
         _writeBackChildren = Array.ConvertAll(s_writeBack, label => writeBack.WithLabels(label));
@@ -111,6 +118,12 @@ internal sealed class MnemoMetrics
 
     public void QueueDepth(int depth) => _queueDepth.Set(depth);
 
+    public void ConversionDropped(DialectId from, DialectId to, DropKind kind, int count = 1)
+    {
+        var index = ((((int)from * DialectLabels.Count) + (int)to) * s_dropKinds.Length) + (int)kind;
+        (_droppedChildren[index] ??= _conversionDropped.WithLabels(from.Label(), to.Label(), s_dropKinds[(int)kind])).Inc(count);
+    }
+
     public static string Label(MemoryState memory) => s_memory[(int)memory];
 }
 
@@ -154,4 +167,20 @@ internal enum RedisOp
 {
     Read,
     Write,
+}
+
+/// <summary>What a conversion between dialects may leave out: the <c>kind</c> label.</summary>
+internal enum DropKind
+{
+    /// <summary>Anthropic thinking and redacted thinking blocks (their signatures bind them to Claude).</summary>
+    Thinking,
+
+    /// <summary>OpenAI reasoning items (encrypted content bound to OpenAI).</summary>
+    Reasoning,
+
+    /// <summary>An image the target cannot carry in the form it was sent (e.g. a URL to Ollama, which takes base64 only).</summary>
+    Image,
+
+    /// <summary>Any other provider-specific part (documents, server tool results, citations…).</summary>
+    Other,
 }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Mnemo.Proxy.Context;
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
+using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
 
 namespace Mnemo.Proxy.Benchmarks.Micro;
@@ -15,16 +16,16 @@ namespace Mnemo.Proxy.Benchmarks.Micro;
 public class SpliceBenchmarks
 {
     private readonly OpenAIChatDialect _dialect = new();
-    private readonly ChatRequest _request = new();
+    private readonly SplicePlan _plan = new();
     private byte[] _body = [];
-    private HistoryWindow _window = HistoryWindow.Empty;
+    private StoredTurn[] _stored = [];
     private byte[] _destination = [];
 
     [GlobalSetup]
     public void Setup()
     {
         _body = Encoding.UTF8.GetBytes("""{"model":"m","stream":true,"messages":[{"role":"system","content":"You are a terse assistant."},{"role":"user","content":"Question 21: what next?"}]}""");
-        _window = new HistoryWindow(Enumerable.Range(0, 20).Select(i => Fixtures.StoredTurn(i)).ToArray());
+        _stored = Enumerable.Range(0, 20).Select(i => Fixtures.StoredTurn(i)).ToArray();
         _destination = new byte[_body.Length + 8192];
     }
 
@@ -32,13 +33,14 @@ public class SpliceBenchmarks
     [Benchmark]
     public int ParseAndSplice20Turns()
     {
-        _ = _dialect.ParseRequest(_body, MemoryMode.Inject, _request);
-        var context = HistoryContext.Build(_window, [], 20, 0);
-        return context.Splice(_body, _request, _destination);
+        _ = _dialect.ParseRequest(_body, fullHistory: false, _plan);
+        var window = ContextWindow.Choose(_stored, [], 20, 0);
+        var segments = window.Segments(_dialect, null!);
+        return Splice.Write(_body, _plan, segments, _destination);
     }
 
     [Benchmark]
-    public int ParseRequestOnly() => _dialect.ParseRequest(_body, MemoryMode.Inject, _request) is null ? _request.Inputs.Count : -1;
+    public int ParseRequestOnly() => _dialect.ParseRequest(_body, fullHistory: false, _plan).Outcome == ParseOutcome.Splice ? _plan.Inputs.Count : -1;
 }
 
 /// <summary>The response tee's parser over a streamed answer, fed chunk by chunk as YARP copies it.</summary>
@@ -137,8 +139,8 @@ internal static class Fixtures
         $$"""data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1694268190,"model":"bench","system_fingerprint":"fp_44709d6fcb","choices":[{"index":0,"delta":{{delta}},"logprobs":null,"finish_reason":{{finish}}}]}""" + "\n\n");
 
     public static byte[] Payload(int i) => TurnCodec.Encode(
-        "0123456789abcdef0123456789abcdef", 1_700_000_000_000, "openai-chat", 40,
-        """{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120}"""u8, i,
+        "0123456789abcdef0123456789abcdef", 1_700_000_000_000, DialectId.OpenAIChat, 40,
+        new TokenUsage(100, 20, -1, -1), i,
         static (w, n) =>
         {
             w.WriteStartObject();

@@ -16,7 +16,9 @@ namespace Mnemo.Proxy.Tests.Common;
 
 /// <summary>
 /// An LLM API on loopback that records every request and answers with the documented payloads under Fixtures/.
-/// By default a request with <c>"stream": true</c> gets <see cref="StreamFixture"/> as SSE, any other gets <see cref="JsonFixture"/>.
+/// The request path picks the dialect (its fixture folder): <c>…/chat/completions</c> OpenAIChat, <c>…/messages</c>
+/// AnthropicMessages, <c>…/responses</c> OpenAIResponses, <c>/api/chat</c> OllamaChat. A streaming request (Ollama
+/// streams unless <c>"stream": false</c>) gets the dialect's stream fixture (SSE, or NDJSON for Ollama), any other its JSON fixture.
 /// </summary>
 public sealed class FakeUpstream : IAsyncDisposable
 {
@@ -35,11 +37,29 @@ public sealed class FakeUpstream : IAsyncDisposable
 
     public RecordedRequest LastRequest => _requests.Last();
 
-    public string Dialect { get; set; } = "OpenAIChat";
+    private static readonly Dictionary<string, (string Stream, string Json)> s_defaults = new()
+    {
+        ["OpenAIChat"] = ("stream.sse", "completion.json"),
+        ["AnthropicMessages"] = ("stream.sse", "message.json"),
+        ["OpenAIResponses"] = ("stream.sse", "response.json"),
+        ["OllamaChat"] = ("stream.ndjson", "chat.json"),
+    };
 
-    public string StreamFixture { get; set; } = "stream.sse";
+    private readonly ConcurrentDictionary<string, (string Stream, string Json)> _fixtures = new(s_defaults);
 
-    public string JsonFixture { get; set; } = "completion.json";
+    /// <summary>The OpenAI Chat stream fixture (see <see cref="Answer"/> for every dialect).</summary>
+    public string StreamFixture
+    {
+        get => _fixtures["OpenAIChat"].Stream;
+        set => Answer("OpenAIChat", stream: value);
+    }
+
+    /// <summary>The OpenAI Chat JSON fixture (see <see cref="Answer"/> for every dialect).</summary>
+    public string JsonFixture
+    {
+        get => _fixtures["OpenAIChat"].Json;
+        set => Answer("OpenAIChat", json: value);
+    }
 
     /// <summary>Pause before each SSE event after the first.</summary>
     public TimeSpan EventDelay { get; set; }
@@ -74,7 +94,20 @@ public sealed class FakeUpstream : IAsyncDisposable
 
     public static string FixturePath(string dialect, string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", dialect, name);
 
-    public byte[] Fixture(string name) => File.ReadAllBytes(FixturePath(Dialect, name));
+    /// <summary>A fixture's bytes (OpenAI Chat's folder unless <paramref name="dialect"/> names another).</summary>
+    public byte[] Fixture(string name, string dialect = "OpenAIChat") => File.ReadAllBytes(FixturePath(dialect, name));
+
+    /// <summary>The fixture folder of a request path.</summary>
+    public static string DialectOf(string path) =>
+        path.EndsWith("/api/chat", StringComparison.Ordinal) ? "OllamaChat"
+        : path.EndsWith("/messages", StringComparison.Ordinal) ? "AnthropicMessages"
+        : path.EndsWith("/responses", StringComparison.Ordinal) ? "OpenAIResponses"
+        : "OpenAIChat";
+
+    /// <summary>Sets the fixtures a dialect answers with from now on (null keeps the current one).</summary>
+    public void Answer(string dialect, string? stream = null, string? json = null) =>
+        _fixtures.AddOrUpdate(dialect, _ => (stream ?? s_defaults[dialect].Stream, json ?? s_defaults[dialect].Json),
+            (_, current) => (stream ?? current.Stream, json ?? current.Json));
 
     public void Reset()
     {
@@ -84,8 +117,11 @@ public sealed class FakeUpstream : IAsyncDisposable
         Failure = null;
         AbortAfterEvents = null;
         CompressWhenAsked = true;
-        StreamFixture = "stream.sse";
-        JsonFixture = "completion.json";
+        foreach (var (dialect, fixtures) in s_defaults)
+        {
+            _fixtures[dialect] = fixtures;
+        }
+
         LastResponseEnded = 0;
     }
 
@@ -105,23 +141,25 @@ public sealed class FakeUpstream : IAsyncDisposable
             context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
             body.ToArray());
         _requests.Enqueue(recorded);
+        var dialect = DialectOf(context.Request.Path.Value ?? "");
+        var fixtures = _fixtures[dialect];
 
         if (Failure is { } failure)
         {
             context.Response.StatusCode = failure.Status;
             context.Response.ContentType = "application/json";
-            await context.Response.Body.WriteAsync(Fixture(failure.Fixture));
+            await context.Response.Body.WriteAsync(Fixture(failure.Fixture, dialect));
             LastResponseEnded = Stopwatch.GetTimestamp();
             return;
         }
 
-        if (recorded.IsStreaming)
+        if (dialect == "OllamaChat" ? recorded.StreamsByDefault : recorded.IsStreaming)
         {
-            await StreamAsync(context);
+            await StreamAsync(context, Fixture(fixtures.Stream, dialect), ndjson: dialect == "OllamaChat");
         }
         else
         {
-            var payload = Fixture(JsonFixture);
+            var payload = Fixture(fixtures.Json, dialect);
             context.Response.ContentType = "application/json";
             if (CompressWhenAsked && context.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
             {
@@ -142,11 +180,11 @@ public sealed class FakeUpstream : IAsyncDisposable
         LastResponseEnded = Stopwatch.GetTimestamp();
     }
 
-    private async Task StreamAsync(HttpContext context)
+    private async Task StreamAsync(HttpContext context, byte[] fixture, bool ndjson)
     {
-        context.Response.ContentType = "text/event-stream";
+        context.Response.ContentType = ndjson ? "application/x-ndjson" : "text/event-stream";
         context.Response.Headers.CacheControl = "no-cache";
-        var events = SplitEvents(Fixture(StreamFixture));
+        var events = ndjson ? SplitLines(fixture) : SplitEvents(fixture);
         await context.Response.StartAsync();
         for (var i = 0; i < events.Count; i++)
         {
@@ -167,6 +205,22 @@ public sealed class FakeUpstream : IAsyncDisposable
         }
 
         await context.Response.CompleteAsync();
+    }
+
+    /// <summary>Splits an NDJSON fixture into its lines, each with its line feed.</summary>
+    public static List<byte[]> SplitLines(byte[] ndjson)
+    {
+        var lines = new List<byte[]>();
+        var start = 0;
+        while (start < ndjson.Length)
+        {
+            var end = Array.IndexOf(ndjson, (byte)'\n', start);
+            var length = end < 0 ? ndjson.Length - start : end - start + 1;
+            lines.Add(ndjson.AsSpan(start, length).ToArray());
+            start += length;
+        }
+
+        return lines;
     }
 
     /// <summary>Splits an SSE fixture into its events, each with its trailing blank line.</summary>
@@ -192,20 +246,26 @@ public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictio
 {
     public string BodyText => Encoding.UTF8.GetString(Body);
 
-    public bool IsStreaming
+    public bool IsStreaming => Stream == true;
+
+    /// <summary>Ollama's rule: a request streams unless it says <c>"stream": false</c>.</summary>
+    public bool StreamsByDefault => Stream != false;
+
+    /// <summary>The body's <c>stream</c> value; null when absent or the body is not a JSON object.</summary>
+    public bool? Stream
     {
         get
         {
             try
             {
                 using var document = JsonDocument.Parse(Body);
-                return document.RootElement.ValueKind == JsonValueKind.Object
-                    && document.RootElement.TryGetProperty("stream", out var stream)
-                    && stream.ValueKind == JsonValueKind.True;
+                return document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("stream", out var stream)
+                    ? stream.ValueKind == JsonValueKind.True
+                    : null;
             }
             catch (JsonException)
             {
-                return false;
+                return null;
             }
         }
     }

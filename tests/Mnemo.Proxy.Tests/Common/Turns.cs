@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Mnemo.Proxy.Dialects;
+using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Sessions;
 
@@ -12,7 +12,7 @@ internal static class Turns
     public static Turn Make(SessionKey session, string question, string answer = "ok", int tokens = 10, string? id = null)
     {
         id ??= TurnCodec.NewId();
-        var payload = TurnCodec.Encode(id, 1_700_000_000_000, "openai-chat", tokens, default, (question, answer), static (w, s) =>
+        var payload = TurnCodec.Encode(id, 1_700_000_000_000, DialectId.OpenAIChat, tokens, TokenUsage.Unknown, (question, answer), static (w, s) =>
         {
             w.WriteStartObject();
             w.WriteString("role", "user");
@@ -24,7 +24,7 @@ internal static class Turns
             w.WriteEndObject();
         });
         Assert.That(TurnCodec.TryRead(payload, out var view), Is.True);
-        return new Turn(session, id, payload, view, DialectId.OpenAIChat);
+        return new Turn(session, id, payload, view);
     }
 
     /// <summary>The user questions of a window, oldest first.</summary>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Mnemo.Proxy.Context;
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
+using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Tests.Common;
 
 namespace Mnemo.Proxy.Tests.Dialects;
@@ -51,8 +52,8 @@ public sealed class OpenAIChatDialectTests
     public void ParseRequest_Inject_TakesEveryNonSystemMessageAsInput()
     {
         const string body = """{"messages":[{"role":"system","content":"s"},{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"tool","content":"c","tool_call_id":"x"}],"stream":true}""";
-        var request = new ChatRequest();
-        Assert.That(s_dialect.ParseRequest(Encoding.UTF8.GetBytes(body), MemoryMode.Inject, request), Is.Null);
+        var request = new SplicePlan();
+        Assert.That(s_dialect.ParseRequest(Encoding.UTF8.GetBytes(body), fullHistory: false, request), Is.EqualTo(ParseResult.Splice));
         Assert.That(Inputs(body, request), Is.EqualTo(new[] { "user", "assistant", "tool" }));
         Assert.That(request.Stream, Is.True);
     }
@@ -61,8 +62,8 @@ public sealed class OpenAIChatDialectTests
     public void ParseRequest_Record_TakesOnlyWhatFollowsTheLastAssistantMessage()
     {
         const string body = """{"messages":[{"role":"system","content":"s"},{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"tool","content":"c","tool_call_id":"x"},{"role":"user","content":"d"}]}""";
-        var request = new ChatRequest();
-        Assert.That(s_dialect.ParseRequest(Encoding.UTF8.GetBytes(body), MemoryMode.Record, request), Is.Null);
+        var request = new SplicePlan();
+        Assert.That(s_dialect.ParseRequest(Encoding.UTF8.GetBytes(body), fullHistory: true, request), Is.EqualTo(ParseResult.Splice));
         Assert.That(Inputs(body, request), Is.EqualTo(new[] { "tool", "user" }));
     }
 
@@ -72,7 +73,9 @@ public sealed class OpenAIChatDialectTests
     [TestCase("""{"messages":[{"role":7}]}""")]
     public void ParseRequest_Malformed_ReturnsAnError(string body)
     {
-        Assert.That(s_dialect.ParseRequest(Encoding.UTF8.GetBytes(body), MemoryMode.Inject, new ChatRequest()), Is.Not.Null);
+        var result = s_dialect.ParseRequest(Encoding.UTF8.GetBytes(body), fullHistory: false, new SplicePlan());
+        Assert.That(result.Outcome, Is.EqualTo(ParseOutcome.Invalid));
+        Assert.That(result.Error, Is.Not.Empty);
     }
 
     [TestCase("stream.sse", """{"role":"assistant","content":"Hello! How can I assist you today?"}""")]
@@ -100,9 +103,7 @@ public sealed class OpenAIChatDialectTests
     public void StreamParser_Usage_IsReadFromTheFinalChunk()
     {
         using var parser = Parse("text/event-stream", File.ReadAllBytes(FakeUpstream.FixturePath("OpenAIChat", "stream-usage.sse")));
-        Assert.That(parser.InputTokens, Is.EqualTo(19));
-        Assert.That(parser.OutputTokens, Is.EqualTo(10));
-        Assert.That(Encoding.UTF8.GetString(parser.UsageJson), Is.EqualTo("""{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29}"""));
+        Assert.That(parser.Usage, Is.EqualTo(new TokenUsage(19, 10, -1, -1)));
     }
 
     [Test]
@@ -185,14 +186,14 @@ public sealed class OpenAIChatDialectTests
 
     private static string Compact(string json) => JsonSerializer.Serialize(JsonDocument.Parse(json).RootElement);
 
-    private static string[] Inputs(string body, ChatRequest request) =>
+    private static string[] Inputs(string body, SplicePlan request) =>
         request.Inputs.Select(r => JsonDocument.Parse(body[r]).RootElement.GetProperty("role").GetString()!).ToArray();
 
     internal static string Splice(string body, string[] storedTurns)
     {
         var turns = storedTurns.Select(t =>
         {
-            var payload = TurnCodec.Encode(TurnCodec.NewId(), 0, "openai-chat", 10, default, t, static (w, s) =>
+            var payload = TurnCodec.Encode(TurnCodec.NewId(), 0, DialectId.OpenAIChat, 10, TokenUsage.Unknown, t, static (w, s) =>
             {
                 foreach (var message in JsonDocument.Parse("[" + s + "]").RootElement.EnumerateArray())
                 {
@@ -204,11 +205,11 @@ public sealed class OpenAIChatDialectTests
         }).ToArray();
 
         var bytes = Encoding.UTF8.GetBytes(body);
-        var request = new ChatRequest();
-        Assert.That(s_dialect.ParseRequest(bytes, MemoryMode.Inject, request), Is.Null);
-        var context = HistoryContext.Build(new HistoryWindow(turns), [], 20, 0);
-        var destination = new byte[context.SplicedLength(bytes.Length, request)];
-        var written = context.Splice(bytes, request, destination);
+        var plan = new SplicePlan();
+        Assert.That(s_dialect.ParseRequest(bytes, fullHistory: false, plan), Is.EqualTo(ParseResult.Splice));
+        var segments = ContextWindow.Choose(turns, [], 20, 0).Segments(s_dialect, null!);
+        var destination = new byte[Mnemo.Proxy.Dialects.Splice.Length(bytes.Length, plan, segments)];
+        var written = Mnemo.Proxy.Dialects.Splice.Write(bytes, plan, segments, destination);
         Assert.That(written, Is.EqualTo(destination.Length));
         return Encoding.UTF8.GetString(destination);
     }

@@ -121,8 +121,9 @@ public sealed class ConversationTests : FunctionalTest
         Assert.That(turns.Select(t => t.GetProperty("messages").GetArrayLength()), Is.EqualTo(new[] { 2, 2 }));
         Assert.That(turns[0].GetProperty("messages")[0].GetProperty("content").GetString(), Is.EqualTo("Hello!"));
         Assert.That(turns[0].GetProperty("messages")[1].GetProperty("content").GetString(), Is.EqualTo(Answer));
-        Assert.That(turns[0].GetProperty("usage").GetProperty("completion_tokens").GetInt32(), Is.EqualTo(10));
-        Assert.That(turns[1].GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), Is.EqualTo(19));
+        Assert.That(turns[0].GetProperty("usage").GetProperty("output").GetInt32(), Is.EqualTo(10));
+        Assert.That(turns[1].GetProperty("usage").GetProperty("input").GetInt32(), Is.EqualTo(19));
+        Assert.That(turns.Select(t => t.GetProperty("d").GetString()), Is.EqualTo(new[] { "openai-chat", "openai-chat" }));
         Assert.That(turns.Select(t => t.GetProperty("id").GetString()).Distinct().Count(), Is.EqualTo(2));
         Assert.That((long)await Redis.Db.HashGetAsync(MetaKey("shape"), "n"), Is.EqualTo(2));
     }

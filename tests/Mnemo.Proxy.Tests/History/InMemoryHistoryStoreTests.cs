@@ -20,7 +20,7 @@ public sealed class InMemoryHistoryStoreTests
         var turn = Turns.Make(s_session, "q1");
         Assert.That(await store.AppendAsync(turn, default), Is.EqualTo(AppendResult.Written));
         Assert.That(await store.AppendAsync(turn, default), Is.EqualTo(AppendResult.Duplicate));
-        Assert.That((await store.ReadAsync(s_session, 10, default)).Turns, Has.Length.EqualTo(1));
+        Assert.That((await store.ReadAsync(s_session, 10, default)), Has.Length.EqualTo(1));
     }
 
     [Test]
@@ -32,8 +32,8 @@ public sealed class InMemoryHistoryStoreTests
             await store.AppendAsync(Turns.Make(s_session, question), default);
         }
 
-        Assert.That(Turns.Questions((await store.ReadAsync(s_session, 10, default)).Turns), Is.EqualTo(new[] { "q2", "q3" }));
-        Assert.That(Turns.Questions((await store.ReadAsync(s_session, 1, default)).Turns), Is.EqualTo(new[] { "q3" }));
+        Assert.That(Turns.Questions((await store.ReadAsync(s_session, 10, default))), Is.EqualTo(new[] { "q2", "q3" }));
+        Assert.That(Turns.Questions((await store.ReadAsync(s_session, 1, default))), Is.EqualTo(new[] { "q3" }));
     }
 
     [Test]
@@ -43,12 +43,12 @@ public sealed class InMemoryHistoryStoreTests
         await store.AppendAsync(Turns.Make(s_session, "q1"), default);
 
         _time.Advance(TimeSpan.FromMinutes(9));
-        Assert.That((await store.ReadAsync(s_session, 10, default)).Turns, Has.Length.EqualTo(1), "a read slides the expiry");
+        Assert.That((await store.ReadAsync(s_session, 10, default)), Has.Length.EqualTo(1), "a read slides the expiry");
         _time.Advance(TimeSpan.FromMinutes(9));
-        Assert.That((await store.ReadAsync(s_session, 10, default)).Turns, Has.Length.EqualTo(1));
+        Assert.That((await store.ReadAsync(s_session, 10, default)), Has.Length.EqualTo(1));
 
         _time.Advance(TimeSpan.FromMinutes(11));
-        Assert.That((await store.ReadAsync(s_session, 10, default)).Turns, Is.Empty);
+        Assert.That((await store.ReadAsync(s_session, 10, default)), Is.Empty);
     }
 
     [Test]
@@ -64,5 +64,5 @@ public sealed class InMemoryHistoryStoreTests
     }
 
     private InMemoryHistoryStore Store(int maxStored = 100, TimeSpan? ttl = null) =>
-        new(Options.Create(new MemoryOptions { MaxStoredTurns = maxStored, Ttl = ttl ?? TimeSpan.FromDays(1) }), _time);
+        new(Options.Create(new StoreOptions { MaxStoredTurns = maxStored, Ttl = ttl ?? TimeSpan.FromDays(1) }), _time);
 }

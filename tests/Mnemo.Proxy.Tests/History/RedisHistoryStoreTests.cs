@@ -74,7 +74,7 @@ public sealed class RedisHistoryStoreTests
         }
 
         var window = await store.ReadAsync(s_session, 10, default);
-        Assert.That(Turns.Questions(window.Turns), Is.EqualTo(new[] { "q3", "q4", "q5" }));
+        Assert.That(Turns.Questions(window), Is.EqualTo(new[] { "q3", "q4", "q5" }));
 
         // The dedupe window is the stored list: the meta hash marks exactly the stored turns, so it stays bounded.
         var marks = (await _redis.Db.HashKeysAsync(RedisKeys.Meta(s_session))).Select(k => k.ToString()).Where(k => k.StartsWith("i:", StringComparison.Ordinal));
@@ -101,7 +101,7 @@ public sealed class RedisHistoryStoreTests
     public async Task Read_UnknownSession_IsEmptyAndCreatesNothing()
     {
         var window = await Store().ReadAsync(new SessionKey("t", "nobody"), 20, default);
-        Assert.That(window.Turns, Is.Empty);
+        Assert.That(window, Is.Empty);
         Assert.That(await _redis.Server.DatabaseSizeAsync(), Is.Zero);
     }
 
@@ -114,9 +114,9 @@ public sealed class RedisHistoryStoreTests
         await store.AppendAsync(Turns.Make(s_session, "q2"), default);
 
         var window = await store.ReadAsync(s_session, 10, default);
-        Assert.That(Turns.Questions(window.Turns), Is.EqualTo(new[] { "q1", "q2" }));
+        Assert.That(Turns.Questions(window), Is.EqualTo(new[] { "q1", "q2" }));
     }
 
     private RedisHistoryStore Store(int maxStored = 100, TimeSpan? ttl = null) =>
-        new(_connection, new MnemoMetrics(), Options.Create(new MemoryOptions { MaxStoredTurns = maxStored, Ttl = ttl ?? TimeSpan.FromDays(1) }));
+        new(_connection, new MnemoMetrics(), Options.Create(new StoreOptions { MaxStoredTurns = maxStored, Ttl = ttl ?? TimeSpan.FromDays(1) }));
 }

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Mnemo.Proxy.History;
+using Mnemo.Proxy.Metrics;
 
 namespace Mnemo.Proxy.Tests.History;
 
@@ -9,7 +10,7 @@ public sealed class TurnCodecTests
     [Test]
     public void Encode_PutsWhatTheReadPathNeedsFirst_AndReadsBackTheSameMessages()
     {
-        var payload = TurnCodec.Encode("0123456789abcdef0123456789abcdef", 1_700_000_000_000, "openai-chat", 42, """{"prompt_tokens":1,"messages":[9]}"""u8, 0,
+        var payload = TurnCodec.Encode("0123456789abcdef0123456789abcdef", 1_700_000_000_000, DialectId.AnthropicMessages, 42, new TokenUsage(12, 3, 2, -1), 0,
             static (w, _) =>
             {
                 w.WriteRawValue("""{"role":"user","content":"a \"b\""}""");
@@ -17,31 +18,37 @@ public sealed class TurnCodecTests
             });
 
         var text = Encoding.UTF8.GetString(payload);
-        Assert.That(text, Does.StartWith("""{"id":"0123456789abcdef0123456789abcdef","tok":42,"ml":"""));
+        Assert.That(text, Does.StartWith("""{"id":"0123456789abcdef0123456789abcdef","d":"anthropic-messages","tok":42,"ml":"""));
+        Assert.That(text, Does.EndWith(""","usage":{"input":12,"output":3,"cache_read":2,"cache_write":-1}}"""));
         using var document = JsonDocument.Parse(payload);
         Assert.That(document.RootElement.GetProperty("ml").GetInt32(), Is.EqualTo(document.RootElement.GetProperty("messages").GetRawText().Length));
 
         Assert.That(TurnCodec.TryRead(payload, out var turn), Is.True);
         Assert.That(Encoding.UTF8.GetString(turn.Id), Is.EqualTo("0123456789abcdef0123456789abcdef"));
         Assert.That(turn.Tokens, Is.EqualTo(42));
+        Assert.That(turn.Dialect, Is.EqualTo(DialectId.AnthropicMessages));
         Assert.That(Encoding.UTF8.GetString(turn.Messages.Span), Is.EqualTo("""{"role":"user","content":"a \"b\""},{"role":"assistant","content":"c"}"""));
     }
 
     [TestCase("""{"id":"x1","ts":1,"d":"openai-chat","tok":7,"usage":{"a":[1]},"messages":[{"role":"user","content":"q"}]}""")]
-    [TestCase("""{"messages":[{"role":"user","content":"q"}],"tok":7,"id":"x1"}""")]
-    [TestCase("""{"ml":999,"messages":[{"role":"user","content":"q"}],"id":"x1","tok":7}""")]
+    [TestCase("""{"messages":[{"role":"user","content":"q"}],"tok":7,"id":"x1","d":"openai-chat"}""")]
+    [TestCase("""{"ml":999,"messages":[{"role":"user","content":"q"}],"id":"x1","tok":7,"d":"openai-chat"}""")]
+    [TestCase("""{"id":"x1","tok":7,"ml":31,"messages":[{"role":"user","content":"q"}],"ts":1,"d":"openai-chat"}""")]
     public void TryRead_ElementsWithoutUsableLength_AreParsedInFull(string element)
     {
         Assert.That(TurnCodec.TryRead(Encoding.UTF8.GetBytes(element), out var turn), Is.True);
         Assert.That(Encoding.UTF8.GetString(turn.Id), Is.EqualTo("x1"));
         Assert.That(turn.Tokens, Is.EqualTo(7));
         Assert.That(Encoding.UTF8.GetString(turn.Messages.Span), Is.EqualTo("""{"role":"user","content":"q"}"""));
+        Assert.That(turn.Dialect, Is.EqualTo(DialectId.OpenAIChat));
     }
 
     [TestCase("not json")]
     [TestCase("""{"id":"x1"}""")]
     [TestCase("""{"messages":[]}""")]
     [TestCase("""{"id":7,"messages":[]}""")]
+    [TestCase("""{"id":"x1","messages":[{"role":"user","content":"q"}]}""")]
+    [TestCase("""{"id":"x1","d":"klingon","messages":[{"role":"user","content":"q"}]}""")]
     public void TryRead_ElementItCannotUse_IsRejected(string element) =>
         Assert.That(TurnCodec.TryRead(Encoding.UTF8.GetBytes(element), out _), Is.False);
 }

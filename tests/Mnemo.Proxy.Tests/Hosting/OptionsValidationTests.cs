@@ -49,4 +49,20 @@ public sealed class OptionsValidationTests
         await using var proxy = await ProxyHost.StartAsync("http://127.0.0.1:9", redis: null, new Dictionary<string, string?> { ["Mnemo:Memory:MaxStoredTurns"] = "5" });
         Assert.That((await proxy.Management.GetAsync("/healthz/live")).IsSuccessStatusCode, Is.True);
     }
+
+    [TestCase("Mnemo.Dialect", "klingon")]
+    [TestCase("Mnemo.Mode", "sometimes")]
+    public void UnknownRouteMetadata_FailsStart_NamingTheRouteAndKey(string key, string value)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["ReverseProxy:Routes:chat:ClusterId"] = "llm",
+            ["ReverseProxy:Routes:chat:Match:Path"] = "{**all}",
+            [$"ReverseProxy:Routes:chat:Metadata:{key}"] = value,
+            ["ReverseProxy:Clusters:llm:Destinations:one:Address"] = "http://127.0.0.1:9",
+        };
+
+        var error = Assert.CatchAsync(async () => await (await ProxyHost.StartAsync("http://127.0.0.1:9", redis: null, settings)).DisposeAsync());
+        Assert.That(error!.ToString(), Does.Contain("Route 'chat'").And.Contain(key));
+    }
 }

@@ -1,0 +1,127 @@
+using Mnemo.Proxy.Dialects;
+using Mnemo.Proxy.History;
+using Mnemo.Proxy.Metrics;
+
+namespace Mnemo.Proxy.Context;
+
+/// <summary>The turns chosen for one request, oldest first, and their messages as ready-to-splice segments in the request's dialect.</summary>
+internal readonly struct ContextWindow
+{
+    private ContextWindow(StoredTurn[] turns, int count)
+    {
+        Turns = turns;
+        Count = count;
+    }
+
+    /// <summary>The chosen turns, oldest first; only the first <see cref="Count"/> are used.</summary>
+    public StoredTurn[] Turns { get; }
+
+    public int Count { get; }
+
+    /// <summary>
+    /// Chooses the newest turns that fit <see cref="MemoryOptions.MaxContextTurns"/> and <see cref="MemoryOptions.MaxContextTokens"/>
+    /// from what the store returned plus this replica's turns not yet written (read-your-writes).
+    /// </summary>
+    public static ContextWindow Choose(StoredTurn[] stored, Turn[] pending, int maxTurns, int maxTokens)
+    {
+        var total = stored.Length + pending.Length;
+        if (total == 0 || maxTurns == 0)
+        {
+            return default;
+        }
+
+        // Newest first: pending turns are newer than anything stored, unless the write already landed.
+        var chosen = new StoredTurn[Math.Min(total, maxTurns)];
+        int count = 0, tokens = 0;
+        for (var i = pending.Length - 1; i >= 0 && count < chosen.Length; i--)
+        {
+            if (!Contains(stored, pending[i].View.Id) && !Take(pending[i].View, chosen, ref count, ref tokens, maxTokens))
+            {
+                return Finish(chosen, count);
+            }
+        }
+
+        for (var i = stored.Length - 1; i >= 0 && count < chosen.Length; i--)
+        {
+            if (!Take(stored[i], chosen, ref count, ref tokens, maxTokens))
+            {
+                break;
+            }
+        }
+
+        return Finish(chosen, count);
+    }
+
+    /// <summary>
+    /// The messages of the chosen turns in <paramref name="target"/>'s format: a turn of the same dialect is its stored
+    /// bytes, untouched; each run of turns stored by other dialects is converted as one segment.
+    /// </summary>
+    public ReadOnlyMemory<byte>[] Segments(Dialect target, Converter converter)
+    {
+        if (Count == 0)
+        {
+            return [];
+        }
+
+        var segments = new ReadOnlyMemory<byte>[Count];
+        var written = 0;
+        List<(DialectId, ReadOnlyMemory<byte>)>? foreign = null;
+        for (var i = 0; i < Count; i++)
+        {
+            ref readonly var turn = ref Turns[i];
+            if (turn.Dialect == target.Id)
+            {
+                if (foreign is { Count: > 0 })
+                {
+                    segments[written++] = converter.Convert(target, foreign);
+                    foreign.Clear();
+                }
+
+                segments[written++] = turn.Messages;
+            }
+            else
+            {
+                (foreign ??= []).Add((turn.Dialect, turn.Messages));
+            }
+        }
+
+        if (foreign is { Count: > 0 })
+        {
+            segments[written++] = converter.Convert(target, foreign);
+        }
+
+        return written == segments.Length ? segments : segments[..written];
+    }
+
+    private static bool Take(in StoredTurn turn, StoredTurn[] chosen, ref int count, ref int tokens, int maxTokens)
+    {
+        if (maxTokens > 0 && tokens + turn.Tokens > maxTokens)
+        {
+            return false;
+        }
+
+        tokens += turn.Tokens;
+        chosen[count++] = turn;
+        return true;
+    }
+
+    private static ContextWindow Finish(StoredTurn[] chosen, int count)
+    {
+        // Collected newest first; the splice wants oldest first.
+        Array.Reverse(chosen, 0, count);
+        return new ContextWindow(chosen, count);
+    }
+
+    private static bool Contains(StoredTurn[] stored, ReadOnlySpan<byte> id)
+    {
+        foreach (var turn in stored)
+        {
+            if (turn.Id.SequenceEqual(id))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

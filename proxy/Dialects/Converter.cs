@@ -1,0 +1,107 @@
+using System.Text.Json;
+using Mnemo.Proxy.Buffers;
+using Mnemo.Proxy.Metrics;
+
+namespace Mnemo.Proxy.Dialects;
+
+/// <summary>
+/// Writes turns stored by other dialects in a target dialect's request format, through the shared <see cref="ChatMessage"/>
+/// model: each source dialect reads its own messages, the target writes them. What the target cannot carry is left out
+/// and counted in <c>mnemo_conversion_dropped_total</c>.
+/// </summary>
+internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics)
+{
+    private static readonly JsonWriterOptions s_writerOptions = new() { Indented = false };
+
+    /// <summary>
+    /// Converts a run of consecutive stored turns (each its dialect and the content of its messages array) into the
+    /// elements of <paramref name="target"/>'s array, comma-joined without brackets; empty when nothing is left.
+    /// </summary>
+    /// <remarks>The run is converted as a whole so that tool calls and results across its turns stay paired and adjacent messages of one role can merge.</remarks>
+    public byte[] Convert(Dialect target, IReadOnlyList<(DialectId Dialect, ReadOnlyMemory<byte> Messages)> turns)
+    {
+        var messages = new List<ChatMessage>();
+        var drops = new Drops(metrics, target.Id);
+        foreach (var (id, stored) in turns)
+        {
+            drops.From = id;
+            if (dialects.Get(id) is not { } source)
+            {
+                drops.Dropped(DropKind.Other);
+                continue;
+            }
+
+            var array = new byte[stored.Length + 2];
+            array[0] = (byte)'[';
+            stored.Span.CopyTo(array.AsSpan(1));
+            array[^1] = (byte)']';
+            source.ReadMessages(array, messages, drops);
+        }
+
+        ToolIds.Pair(messages);
+        using var buffer = new PooledBuffer(1024);
+        using (var writer = new Utf8JsonWriter(buffer, s_writerOptions))
+        {
+            writer.WriteStartArray();
+            drops.From = turns.Count > 0 ? turns[^1].Dialect : DialectId.Other;
+            target.WriteMessages(writer, messages, drops);
+            writer.WriteEndArray();
+        }
+
+        var span = buffer.Span;
+        return span.Length <= 2 ? [] : span[1..^1].ToArray();
+    }
+
+    private sealed class Drops(MnemoMetrics metrics, DialectId to) : IDropSink
+    {
+        public DialectId From { get; set; }
+
+        public void Dropped(DropKind kind) => metrics.ConversionDropped(From, to, kind);
+    }
+}
+
+/// <summary>Gives every tool call an id and pairs results that came without one (Ollama's) with their calls, in order.</summary>
+internal static class ToolIds
+{
+    public static void Pair(List<ChatMessage> messages)
+    {
+        var open = new List<ToolCallPart>();
+        var generated = 0;
+        foreach (var message in messages)
+        {
+            for (var i = 0; i < message.Parts.Count; i++)
+            {
+                switch (message.Parts[i])
+                {
+                    case ToolCallPart { Id: null } call:
+                        var named = call with { Id = $"call_mnemo_{++generated}" };
+                        message.Parts[i] = named;
+                        open.Add(named);
+                        break;
+                    case ToolCallPart call:
+                        open.Add(call);
+                        break;
+                    case ToolResultPart result:
+                        var match = result.CallId is null
+                            ? open.FindIndex(c => c.Name == result.Name) is var byName and >= 0 ? byName : (open.Count > 0 ? 0 : -1)
+                            : open.FindIndex(c => c.Id == result.CallId);
+                        if (match >= 0)
+                        {
+                            if (result.CallId is null)
+                            {
+                                message.Parts[i] = result with { CallId = open[match].Id, Name = result.Name ?? open[match].Name };
+                            }
+                            else if (result.Name is null)
+                            {
+                                message.Parts[i] = result with { Name = open[match].Name };
+                            }
+
+                            open.RemoveAt(match);
+                        }
+
+                        break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+using Mnemo.Proxy.Dialects;
+using Mnemo.Proxy.History;
+using Mnemo.Proxy.Metrics;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Mnemo.Proxy.Forwarding;
+
+/// <summary>Makes the stored turn of a completed exchange: the request's new inputs and the parsed answer, in the dialect's own format.</summary>
+internal sealed class TurnCapture(TimeProvider time, ILogger<TurnCapture> logger)
+{
+    /// <summary>The turn to store, or null (logged with a fixed reason) when the answer failed, was cut or could not be read.</summary>
+    public Turn? Capture(Exchange exchange)
+    {
+        if (exchange.Context.Features.Get<IForwarderErrorFeature>() is not null
+            || exchange.UpstreamStatus is < 200 or > 299)
+        {
+            return null;
+        }
+
+        var parser = exchange.Parser;
+        if (parser is null || !parser.Completed || parser.Failure is not null)
+        {
+            Log.AnswerNotRecorded(logger, exchange.DialectId.Label(),
+                exchange.NotRecordable ?? parser?.Failure ?? "the stream ended before the answer was complete");
+            return null;
+        }
+
+        var id = TurnCodec.NewId();
+        var payload = TurnCodec.Encode(
+            id,
+            time.GetUtcNow().ToUnixTimeMilliseconds(),
+            exchange.DialectId,
+            EstimateTokens(exchange.Plan!.InputBytes, parser),
+            parser.Usage,
+            exchange,
+            static (writer, state) => state.Dialect!.WriteTurnMessages(writer, state.Body!.Span, state.Plan!, state.Parser!));
+
+        if (!TurnCodec.TryRead(payload, out var view))
+        {
+            Log.AnswerNotRecorded(logger, exchange.DialectId.Label(), "the stored form of the turn did not read back");
+            return null;
+        }
+
+        return new Turn(exchange.Session!, id, payload, view);
+    }
+
+    private static int EstimateTokens(int inputBytes, ResponseParser parser)
+    {
+        // Roughly four bytes a token for the inputs; the upstream's count for the answer when it gave one.
+        var output = parser.Usage.Output >= 0 ? parser.Usage.Output : (parser.OutputBytes + 3) / 4;
+        return (int)Math.Min(int.MaxValue, ((inputBytes + 3) / 4) + output);
+    }
+}
