@@ -102,15 +102,26 @@ internal sealed class OpenAIChatDialect : Dialect
         {
             if (message.Role == ChatRole.Assistant)
             {
-                WriteAssistant(writer, message);
+                WriteAssistant(writer, message, drops);
                 continue;
             }
 
             // Tool results become tool messages, in order; what else the user said follows them in one user message.
             foreach (var part in message.Parts)
             {
-                if (part is ToolResultPart result)
+                if (part is ToolCallPart)
                 {
+                    drops.Dropped(DropKind.Other);
+                }
+                else if (part is ToolResultPart result)
+                {
+                    if (result.CallId is null)
+                    {
+                        // Nothing to answer (ToolIds.Pair found no call): a tool message without an id fails the whole request.
+                        drops.Dropped(DropKind.Other);
+                        continue;
+                    }
+
                     writer.WriteStartObject();
                     writer.WriteString("role"u8, "tool"u8);
                     writer.WriteString("tool_call_id"u8, result.CallId);
@@ -151,21 +162,44 @@ internal sealed class OpenAIChatDialect : Dialect
         }
     }
 
-    private static void WriteAssistant(Utf8JsonWriter writer, ChatMessage message)
+    private static void WriteAssistant(Utf8JsonWriter writer, ChatMessage message, IDropSink drops)
     {
         writer.WriteStartObject();
         writer.WriteString("role"u8, "assistant"u8);
+        var hasCalls = false;
+        foreach (var part in message.Parts)
+        {
+            switch (part)
+            {
+                case ToolCallPart:
+                    hasCalls = true;
+                    break;
+                case ImagePart:
+                    // An assistant's content is text and refusals only.
+                    drops.Dropped(DropKind.Image);
+                    break;
+                case ToolResultPart:
+                    drops.Dropped(DropKind.Other);
+                    break;
+            }
+        }
+
         var text = ChatText.Join(message);
-        if (text is null)
+        if (text is not null)
+        {
+            writer.WriteString("content"u8, text);
+        }
+        else if (hasCalls)
         {
             writer.WriteNull("content"u8);
         }
         else
         {
-            writer.WriteString("content"u8, text);
+            // E.g. an answer that was all thinking: content may be null only beside tool calls, so say nothing instead.
+            writer.WriteString("content"u8, ""u8);
         }
 
-        if (message.Parts.Exists(static p => p is ToolCallPart))
+        if (hasCalls)
         {
             writer.WriteStartArray("tool_calls"u8);
             foreach (var part in message.Parts)
