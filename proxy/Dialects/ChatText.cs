@@ -22,13 +22,13 @@ internal static class ChatText
                     {
                         text.Append(part.GetString());
                     }
-                    else if (part.TryGetProperty("text"u8, out var t) && t.ValueKind == JsonValueKind.String)
+                    else if (part.ValueKind == JsonValueKind.Object && part.TryGetProperty("text"u8, out var t) && t.ValueKind == JsonValueKind.String)
                     {
                         text.Append(t.GetString());
                     }
                     else
                     {
-                        drops.Dropped(part.TryGetProperty("type"u8, out var type) && type.ValueEquals("image"u8) ? DropKind.Image : DropKind.Other);
+                        drops.Dropped(part.ValueKind == JsonValueKind.Object && part.TryGetProperty("type"u8, out var type) && type.ValueEquals("image"u8) ? DropKind.Image : DropKind.Other);
                     }
                 }
 

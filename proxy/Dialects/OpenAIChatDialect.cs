@@ -39,8 +39,13 @@ internal sealed class OpenAIChatDialect : Dialect
         using var document = JsonDocument.ParseValue(ref reader);
         foreach (var message in document.RootElement.EnumerateArray())
         {
-            var role = message.TryGetProperty("role"u8, out var r) ? r.GetString() : null;
-            switch (role)
+            if (message.ValueKind != JsonValueKind.Object)
+            {
+                drops.Dropped(DropKind.Other);
+                continue;
+            }
+
+            switch (StringOf(message, "role"u8))
             {
                 case "assistant":
                     var answer = new ChatMessage(ChatRole.Assistant);
@@ -49,21 +54,18 @@ internal sealed class OpenAIChatDialect : Dialect
                         ReadContent(content, answer, drops);
                     }
 
-                    if (message.TryGetProperty("refusal"u8, out var refusal) && refusal.ValueKind == JsonValueKind.String)
+                    if (StringOf(message, "refusal"u8) is { } refusal)
                     {
-                        answer.Add(new TextPart(refusal.GetString()!));
+                        answer.Add(new TextPart(refusal));
                     }
 
                     if (message.TryGetProperty("tool_calls"u8, out var calls) && calls.ValueKind == JsonValueKind.Array)
                     {
                         foreach (var call in calls.EnumerateArray())
                         {
-                            if (call.TryGetProperty("function"u8, out var function))
+                            if (call.ValueKind == JsonValueKind.Object && call.TryGetProperty("function"u8, out var function) && function.ValueKind == JsonValueKind.Object)
                             {
-                                answer.Add(new ToolCallPart(
-                                    call.TryGetProperty("id"u8, out var id) ? id.GetString() : null,
-                                    function.TryGetProperty("name"u8, out var name) ? name.GetString() ?? "" : "",
-                                    function.TryGetProperty("arguments"u8, out var arguments) && arguments.ValueKind == JsonValueKind.String ? arguments.GetString()! : "{}"));
+                                answer.Add(new ToolCallPart(StringOf(call, "id"u8), StringOf(function, "name"u8) ?? "", Arguments(function, drops)));
                             }
                             else
                             {
@@ -76,7 +78,7 @@ internal sealed class OpenAIChatDialect : Dialect
                     break;
                 case "tool":
                     var result = new ToolResultPart(
-                        message.TryGetProperty("tool_call_id"u8, out var callId) ? callId.GetString() : null,
+                        StringOf(message, "tool_call_id"u8),
                         null,
                         message.TryGetProperty("content"u8, out var output) ? ChatText.Of(output, drops) : "",
                         false);
@@ -102,15 +104,26 @@ internal sealed class OpenAIChatDialect : Dialect
         {
             if (message.Role == ChatRole.Assistant)
             {
-                WriteAssistant(writer, message);
+                WriteAssistant(writer, message, drops);
                 continue;
             }
 
             // Tool results become tool messages, in order; what else the user said follows them in one user message.
             foreach (var part in message.Parts)
             {
-                if (part is ToolResultPart result)
+                if (part is ToolCallPart)
                 {
+                    drops.Dropped(DropKind.Other);
+                }
+                else if (part is ToolResultPart result)
+                {
+                    if (result.CallId is null)
+                    {
+                        // Nothing to answer (ToolIds.Pair found no call): a tool message without an id fails the whole request.
+                        drops.Dropped(DropKind.Other);
+                        continue;
+                    }
+
                     writer.WriteStartObject();
                     writer.WriteString("role"u8, "tool"u8);
                     writer.WriteString("tool_call_id"u8, result.CallId);
@@ -151,21 +164,44 @@ internal sealed class OpenAIChatDialect : Dialect
         }
     }
 
-    private static void WriteAssistant(Utf8JsonWriter writer, ChatMessage message)
+    private static void WriteAssistant(Utf8JsonWriter writer, ChatMessage message, IDropSink drops)
     {
         writer.WriteStartObject();
         writer.WriteString("role"u8, "assistant"u8);
+        var hasCalls = false;
+        foreach (var part in message.Parts)
+        {
+            switch (part)
+            {
+                case ToolCallPart:
+                    hasCalls = true;
+                    break;
+                case ImagePart:
+                    // An assistant's content is text and refusals only.
+                    drops.Dropped(DropKind.Image);
+                    break;
+                case ToolResultPart:
+                    drops.Dropped(DropKind.Other);
+                    break;
+            }
+        }
+
         var text = ChatText.Join(message);
-        if (text is null)
+        if (text is not null)
+        {
+            writer.WriteString("content"u8, text);
+        }
+        else if (hasCalls)
         {
             writer.WriteNull("content"u8);
         }
         else
         {
-            writer.WriteString("content"u8, text);
+            // E.g. an answer that was all thinking: content may be null only beside tool calls, so say nothing instead.
+            writer.WriteString("content"u8, ""u8);
         }
 
-        if (message.Parts.Exists(static p => p is ToolCallPart))
+        if (hasCalls)
         {
             writer.WriteStartArray("tool_calls"u8);
             foreach (var part in message.Parts)
@@ -204,14 +240,15 @@ internal sealed class OpenAIChatDialect : Dialect
 
         foreach (var part in content.EnumerateArray())
         {
-            var type = part.TryGetProperty("type"u8, out var t) ? t.GetString() : null;
-            if (type is "text" or "refusal" && part.TryGetProperty(type == "text" ? "text"u8 : "refusal"u8, out var text))
+            var type = part.ValueKind == JsonValueKind.Object ? StringOf(part, "type"u8) : null;
+            if (type is "text" or "refusal" && StringOf(part, type == "text" ? "text"u8 : "refusal"u8) is { } text)
             {
-                into.Add(new TextPart(text.GetString() ?? ""));
+                into.Add(new TextPart(text));
             }
-            else if (type == "image_url" && part.TryGetProperty("image_url"u8, out var image) && image.TryGetProperty("url"u8, out var url))
+            else if (type == "image_url" && part.TryGetProperty("image_url"u8, out var image) && image.ValueKind == JsonValueKind.Object
+                && StringOf(image, "url"u8) is { Length: > 0 } url)
             {
-                into.Add(ImagePart.FromUrl(url.GetString() ?? ""));
+                into.Add(ImagePart.FromUrl(url));
             }
             else
             {
@@ -220,6 +257,61 @@ internal sealed class OpenAIChatDialect : Dialect
             }
         }
     }
+
+    /// <summary>
+    /// The arguments as the shared model promises them, a JSON object's text: a string holding an object is kept as it
+    /// is (spacing included, so a same-dialect round trip is exact); none, an empty string or an object value (some
+    /// gateways) are read as such; anything else (arguments cut short by <c>finish_reason: length</c>) cannot be carried
+    /// to an API that takes an object, so it becomes <c>{}</c> and is counted.
+    /// </summary>
+    private static string Arguments(JsonElement function, IDropSink drops)
+    {
+        if (!function.TryGetProperty("arguments"u8, out var arguments))
+        {
+            return "{}";
+        }
+
+        switch (arguments.ValueKind)
+        {
+            case JsonValueKind.Object:
+                return arguments.GetRawText();
+            case JsonValueKind.String:
+                var text = arguments.GetString()!;
+                if (string.IsNullOrWhiteSpace(text))
+                {
+                    return "{}";
+                }
+
+                if (IsObject(text))
+                {
+                    return text;
+                }
+
+                break;
+            case JsonValueKind.Null:
+                return "{}";
+        }
+
+        drops.Dropped(DropKind.Other);
+        return "{}";
+    }
+
+    private static bool IsObject(string json)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            return document.RootElement.ValueKind == JsonValueKind.Object;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>A property's string value, or null when it is missing or not a string (stored bodies are whatever the upstream accepted).</summary>
+    private static string? StringOf(JsonElement element, ReadOnlySpan<byte> name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 }
 
 /// <summary>OpenAI's error shape, <c>{"error":{"message","type","param","code"}}</c>, for both OpenAI dialects.</summary>
