@@ -139,7 +139,7 @@ internal sealed class OpenAIResponsesDialect : Dialect
 
             var type = item.TryGetProperty("type"u8, out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
             var role = item.TryGetProperty("role"u8, out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
-            if (role is not null && type is null or "message")
+            if (role is not null && (type is null or "message"))
             {
                 var message = new ChatMessage(role == "assistant" ? ChatRole.Assistant : ChatRole.User);
                 if (item.TryGetProperty("content"u8, out var content))
