@@ -1,6 +1,5 @@
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
-using Mnemo.Proxy.Metrics;
 
 namespace Mnemo.Proxy.Context;
 
@@ -65,7 +64,7 @@ internal readonly struct ContextWindow
 
         var segments = new ReadOnlyMemory<byte>[Count];
         var written = 0;
-        List<(DialectId, ReadOnlyMemory<byte>)>? foreign = null;
+        List<ForeignTurn>? foreign = null;
         for (var i = 0; i < Count; i++)
         {
             ref readonly var turn = ref Turns[i];
@@ -81,7 +80,7 @@ internal readonly struct ContextWindow
             }
             else
             {
-                (foreign ??= []).Add((turn.Dialect, turn.Messages));
+                (foreign ??= []).Add(new ForeignTurn(turn.Dialect, turn.Messages, turn.Payload[turn.IdRange]));
             }
         }
 

@@ -18,24 +18,27 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics)
     /// elements of <paramref name="target"/>'s array, comma-joined without brackets; empty when nothing is left.
     /// </summary>
     /// <remarks>The run is converted as a whole so that tool calls and results across its turns stay paired and adjacent messages of one role can merge.</remarks>
-    public byte[] Convert(Dialect target, IReadOnlyList<(DialectId Dialect, ReadOnlyMemory<byte> Messages)> turns)
+    public byte[] Convert(Dialect target, IReadOnlyList<ForeignTurn> turns)
     {
         var messages = new List<ChatMessage>();
         var drops = new Drops(metrics, target.Id);
-        foreach (var (id, stored) in turns)
+        foreach (var turn in turns)
         {
-            drops.From = id;
-            if (dialects.Get(id) is not { } source)
+            drops.From = turn.Dialect;
+            if (dialects.Get(turn.Dialect) is not { } source)
             {
                 drops.Dropped(DropKind.Other);
                 continue;
             }
 
+            var stored = turn.Messages;
             var array = new byte[stored.Length + 2];
             array[0] = (byte)'[';
             stored.Span.CopyTo(array.AsSpan(1));
             array[^1] = (byte)']';
+            var first = messages.Count;
             source.ReadMessages(array, messages, drops);
+            ToolIds.Name(messages, first, turn.Id.Span);
         }
 
         ToolIds.Pair(messages);
@@ -60,9 +63,34 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics)
     }
 }
 
+/// <summary>One stored turn to convert: its dialect, the content of its messages array, and its turn id.</summary>
+internal readonly record struct ForeignTurn(DialectId Dialect, ReadOnlyMemory<byte> Messages, ReadOnlyMemory<byte> Id);
+
 /// <summary>Gives every tool call an id and pairs results that came without one (Ollama's) with their calls, in order.</summary>
 internal static class ToolIds
 {
+    /// <summary>
+    /// Names the id-less calls of one turn's messages (from <paramref name="first"/> on) after the turn's own id, so that
+    /// a generated id is unique in the session and the same on every request (the converted prefix stays byte-stable).
+    /// </summary>
+    public static void Name(List<ChatMessage> messages, int first, ReadOnlySpan<byte> turnId)
+    {
+        // The tail of a UUIDv7 is random; its head is the millisecond, shared by turns written together.
+        var tag = System.Text.Encoding.ASCII.GetString(turnId.Length > 12 ? turnId[^12..] : turnId);
+        var n = 0;
+        for (var m = first; m < messages.Count; m++)
+        {
+            var parts = messages[m].Parts;
+            for (var i = 0; i < parts.Count; i++)
+            {
+                if (parts[i] is ToolCallPart { Id: null } call)
+                {
+                    parts[i] = call with { Id = $"call_{tag}_{++n}" };
+                }
+            }
+        }
+    }
+
     public static void Pair(List<ChatMessage> messages)
     {
         var open = new List<ToolCallPart>();

@@ -430,7 +430,7 @@ public sealed class OllamaChatDialectTests
         using var document = JsonDocument.Parse(array);
         var elements = string.Join(",", document.RootElement.EnumerateArray().Select(e => e.GetRawText()));
         var converter = new Converter(new DialectRegistry(), new MnemoMetrics());
-        var bytes = converter.Convert(target, [(from, Encoding.UTF8.GetBytes(elements))]);
+        var bytes = converter.Convert(target, [new ForeignTurn(from, Encoding.UTF8.GetBytes(elements), "0190a1b2c3d47e5f8a9b0c1d2e3f4a5b"u8.ToArray())]);
         return "[" + Encoding.UTF8.GetString(bytes) + "]";
     }
 
