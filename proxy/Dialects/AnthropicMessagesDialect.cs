@@ -141,7 +141,7 @@ internal sealed class AnthropicMessagesDialect : Dialect
     }
 
     /// <summary>A tool_use id the API accepts (<c>^[a-zA-Z0-9_-]+$</c>): other characters become '_', the same for a call and its result.</summary>
-    internal static string ToolUseId(string? id)
+    private static string ToolUseId(string? id)
     {
         if (string.IsNullOrEmpty(id))
         {
