@@ -10,7 +10,7 @@ internal sealed class DialectRegistry
 
     public DialectRegistry()
     {
-        _all = [new OpenAIChatDialect(), new OpenAIResponsesDialect(), new OllamaChatDialect()];
+        _all = [new OpenAIChatDialect(), new AnthropicMessagesDialect(), new OpenAIResponsesDialect(), new OllamaChatDialect()];
         foreach (var dialect in _all)
         {
             _byId[(int)dialect.Id] = dialect;

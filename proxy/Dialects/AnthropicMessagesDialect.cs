@@ -1,0 +1,340 @@
+using System.Text.Json;
+using Mnemo.Proxy.Metrics;
+
+namespace Mnemo.Proxy.Dialects;
+
+/// <summary>Anthropic Messages (<c>/v1/messages</c>): history goes first in <c>messages</c>; the top-level <c>system</c> stays as sent.</summary>
+internal sealed class AnthropicMessagesDialect : Dialect
+{
+    public override DialectId Id => DialectId.AnthropicMessages;
+
+    // Not "/messages": OpenAI Assistants' /v1/threads/{id}/messages would match it.
+    public override string PathSuffix => "/v1/messages";
+
+    public override ParseResult ParseRequest(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan) =>
+        JsonMessages.Parse(body, "messages"u8, "'messages'", fullHistory, plan);
+
+    public override Task WriteErrorAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken)
+    {
+        response.StatusCode = statusCode;
+        response.ContentType = "application/json";
+        using var writer = new Utf8JsonWriter(response.BodyWriter);
+        writer.WriteStartObject();
+        writer.WriteString("type"u8, "error"u8);
+        writer.WriteStartObject("error"u8);
+        writer.WriteString("type"u8, ErrorType(statusCode));
+        writer.WriteString("message"u8, message);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.Flush();
+        return response.BodyWriter.FlushAsync(cancellationToken).AsTask();
+    }
+
+    public override ResponseParser? CreateResponseParser(string? mediaType) => mediaType switch
+    {
+        "text/event-stream" => new AnthropicStreamParser(),
+        "application/json" => new AnthropicJsonParser(),
+        _ => null,
+    };
+
+    public override void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, SplicePlan plan, ResponseParser response)
+    {
+        foreach (var input in plan.Inputs)
+        {
+            AnthropicCacheControl.WriteWithout(writer, body[input]);
+        }
+
+        response.WriteAnswer(writer);
+    }
+
+    public override void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops)
+    {
+        var reader = new Utf8JsonReader(messagesArray);
+        using var document = JsonDocument.ParseValue(ref reader);
+        foreach (var message in document.RootElement.EnumerateArray())
+        {
+            var assistant = message.TryGetProperty("role"u8, out var role) && role.ValueEquals("assistant"u8);
+            var read = new ChatMessage(assistant ? ChatRole.Assistant : ChatRole.User);
+            if (message.TryGetProperty("content"u8, out var content))
+            {
+                if (content.ValueKind == JsonValueKind.String)
+                {
+                    read.Add(new TextPart(content.GetString()!));
+                }
+                else if (content.ValueKind == JsonValueKind.Array)
+                {
+                    foreach (var block in content.EnumerateArray())
+                    {
+                        ReadBlock(block, read, drops);
+                    }
+                }
+            }
+
+            // A message of thinking or documents only leaves nothing behind.
+            if (read.Parts.Count > 0)
+            {
+                into.Add(read);
+            }
+        }
+    }
+
+    public override void WriteMessages(Utf8JsonWriter writer, IReadOnlyList<ChatMessage> messages, IDropSink drops)
+    {
+        // Messages must alternate: neighbours of one role merge, and a message left with nothing vanishes (so its
+        // neighbours merge in turn).
+        var turns = new List<(ChatRole Role, List<ChatPart> Parts)>(messages.Count);
+        foreach (var message in messages)
+        {
+            var parts = Carried(message, drops);
+            if (parts.Count == 0)
+            {
+                continue;
+            }
+
+            if (turns.Count > 0 && turns[^1].Role == message.Role)
+            {
+                turns[^1].Parts.AddRange(parts);
+            }
+            else
+            {
+                turns.Add((message.Role, parts));
+            }
+        }
+
+        foreach (var (role, parts) in turns)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("role"u8, role == ChatRole.Assistant ? "assistant"u8 : "user"u8);
+            writer.WriteStartArray("content"u8);
+
+            // A user message's tool results come before anything else in it.
+            foreach (var part in parts)
+            {
+                if (part is ToolResultPart result)
+                {
+                    WriteToolResult(writer, result);
+                }
+            }
+
+            foreach (var part in parts)
+            {
+                switch (part)
+                {
+                    case TextPart text:
+                        writer.WriteStartObject();
+                        writer.WriteString("type"u8, "text"u8);
+                        writer.WriteString("text"u8, text.Text);
+                        writer.WriteEndObject();
+                        break;
+                    case ImagePart image:
+                        WriteImage(writer, image);
+                        break;
+                    case ToolCallPart call:
+                        WriteToolUse(writer, call, drops);
+                        break;
+                }
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+    }
+
+    /// <summary>A tool_use id the API accepts (<c>^[a-zA-Z0-9_-]+$</c>): other characters become '_', the same for a call and its result.</summary>
+    private static string ToolUseId(string? id)
+    {
+        if (string.IsNullOrEmpty(id))
+        {
+            return "call";
+        }
+
+        return string.Create(id.Length, id, static (span, source) =>
+        {
+            for (var i = 0; i < source.Length; i++)
+            {
+                var c = source[i];
+                span[i] = char.IsAsciiLetterOrDigit(c) || c is '_' or '-' ? c : '_';
+            }
+        });
+    }
+
+    private static string ErrorType(int statusCode) => statusCode switch
+    {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        >= 500 => "api_error",
+        _ => "invalid_request_error",
+    };
+
+    private static void ReadBlock(JsonElement block, ChatMessage into, IDropSink drops)
+    {
+        var type = block.TryGetProperty("type"u8, out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        switch (type)
+        {
+            case "text":
+                into.Add(new TextPart(block.TryGetProperty("text"u8, out var text) ? text.GetString() ?? "" : ""));
+                break;
+            case "image" when into.Role == ChatRole.User && ReadImage(block) is { } image:
+                into.Add(image);
+                break;
+            case "image":
+                drops.Dropped(DropKind.Image);
+                break;
+            case "tool_use" when into.Role == ChatRole.Assistant:
+                into.Add(new ToolCallPart(
+                    block.TryGetProperty("id"u8, out var id) ? id.GetString() : null,
+                    block.TryGetProperty("name"u8, out var name) ? name.GetString() ?? "" : "",
+                    block.TryGetProperty("input"u8, out var input) && input.ValueKind == JsonValueKind.Object ? input.GetRawText() : "{}"));
+                break;
+            case "tool_result" when into.Role == ChatRole.User:
+                into.Add(new ToolResultPart(
+                    block.TryGetProperty("tool_use_id"u8, out var callId) ? callId.GetString() : null,
+                    null,
+                    block.TryGetProperty("content"u8, out var content) ? ChatText.Of(content, drops) : "",
+                    block.TryGetProperty("is_error"u8, out var isError) && isError.ValueKind == JsonValueKind.True));
+                break;
+            case "thinking" or "redacted_thinking":
+                drops.Dropped(DropKind.Thinking);
+                break;
+            default:
+                // Documents, search results, server tool calls and their results: nothing the other APIs take alike.
+                drops.Dropped(DropKind.Other);
+                break;
+        }
+    }
+
+    private static ImagePart? ReadImage(JsonElement block)
+    {
+        if (!block.TryGetProperty("source"u8, out var source) || !source.TryGetProperty("type"u8, out var kind))
+        {
+            return null;
+        }
+
+        if (kind.ValueEquals("base64"u8) && source.TryGetProperty("data"u8, out var data) && data.ValueKind == JsonValueKind.String)
+        {
+            return new ImagePart(source.TryGetProperty("media_type"u8, out var mediaType) ? mediaType.GetString() : null, data.GetString(), null);
+        }
+
+        if (kind.ValueEquals("url"u8) && source.TryGetProperty("url"u8, out var url) && url.ValueKind == JsonValueKind.String)
+        {
+            return new ImagePart(null, null, url.GetString());
+        }
+
+        // A Files API id means nothing to another provider.
+        return null;
+    }
+
+    /// <summary>The parts of a message this API takes in a message of its role; the rest is reported.</summary>
+    private static List<ChatPart> Carried(ChatMessage message, IDropSink drops)
+    {
+        var parts = new List<ChatPart>(message.Parts.Count);
+        var assistant = message.Role == ChatRole.Assistant;
+        foreach (var part in message.Parts)
+        {
+            switch (part)
+            {
+                // Empty text blocks are rejected.
+                case TextPart text when text.Text.Length == 0:
+                    break;
+                case TextPart:
+                case ToolCallPart when assistant:
+                case ToolResultPart when !assistant:
+                case ImagePart when !assistant:
+                    parts.Add(part);
+                    break;
+                case ImagePart:
+                    drops.Dropped(DropKind.Image);
+                    break;
+                default:
+                    drops.Dropped(DropKind.Other);
+                    break;
+            }
+        }
+
+        return parts;
+    }
+
+    private static void WriteToolResult(Utf8JsonWriter writer, ToolResultPart result)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("type"u8, "tool_result"u8);
+        writer.WriteString("tool_use_id"u8, ToolUseId(result.CallId));
+        if (result.Content.Length > 0)
+        {
+            writer.WriteString("content"u8, result.Content);
+        }
+
+        if (result.IsError)
+        {
+            writer.WriteBoolean("is_error"u8, true);
+        }
+
+        writer.WriteEndObject();
+    }
+
+    private static void WriteImage(Utf8JsonWriter writer, ImagePart image)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("type"u8, "image"u8);
+        writer.WriteStartObject("source"u8);
+        if (image.Data is not null)
+        {
+            writer.WriteString("type"u8, "base64"u8);
+            writer.WriteString("media_type"u8, image.MediaType ?? "image/png");
+            writer.WriteString("data"u8, image.Data);
+        }
+        else
+        {
+            writer.WriteString("type"u8, "url"u8);
+            writer.WriteString("url"u8, image.Url);
+        }
+
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    private static void WriteToolUse(Utf8JsonWriter writer, ToolCallPart call, IDropSink drops)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("type"u8, "tool_use"u8);
+        writer.WriteString("id"u8, ToolUseId(call.Id));
+        writer.WriteString("name"u8, call.Name);
+        writer.WritePropertyName("input"u8);
+        if (string.IsNullOrWhiteSpace(call.Arguments))
+        {
+            // A call without arguments (some servers send "").
+            writer.WriteStartObject();
+            writer.WriteEndObject();
+        }
+        else if (IsObject(call.Arguments))
+        {
+            writer.WriteRawValue(call.Arguments);
+        }
+        else
+        {
+            // The API takes only an object: arguments that are not one (cut short, or a bare value) cannot be carried.
+            writer.WriteStartObject();
+            writer.WriteEndObject();
+            drops.Dropped(DropKind.Other);
+        }
+
+        writer.WriteEndObject();
+    }
+
+    private static bool IsObject(string json)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            return document.RootElement.ValueKind == JsonValueKind.Object;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+}
