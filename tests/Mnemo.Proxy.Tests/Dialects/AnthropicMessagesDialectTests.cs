@@ -402,7 +402,7 @@ public sealed class AnthropicMessagesDialectTests
             {"role":"assistant","content":null,"tool_calls":[{"id":"call_3","type":"function","function":{"name":"noop","arguments":""}}]}
             """;
         var converter = new Converter(new DialectRegistry(), new MnemoMetrics());
-        var elements = converter.Convert(s_dialect, [(DialectId.OpenAIChat, Encoding.UTF8.GetBytes(openAi))]);
+        var elements = converter.Convert(s_dialect, [new ForeignTurn(DialectId.OpenAIChat, Encoding.UTF8.GetBytes(openAi), "0190a1b2c3d47e5f8a9b0c1d2e3f4a5b"u8.ToArray())]);
         var written = "[" + Encoding.UTF8.GetString(elements) + "]";
 
         AssertValidMessages(written, lastToolUsesOpen: true);
