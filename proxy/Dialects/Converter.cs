@@ -11,7 +11,9 @@ namespace Mnemo.Proxy.Dialects;
 /// </summary>
 internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics)
 {
-    private static readonly JsonWriterOptions s_writerOptions = new() { Indented = false };
+    // Escapes only what JSON requires: the result goes to an API, not into HTML, and \u0027 for every apostrophe would
+    // grow the request for nothing.
+    private static readonly JsonWriterOptions s_writerOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>
     /// Converts a run of consecutive stored turns (each its dialect and the content of its messages array) into the

@@ -307,8 +307,8 @@ public sealed class OllamaConversationTests : FunctionalTest
     [Test]
     public async Task EachMemoryRequest_MakesExactlyOneReadAndOneWriteRoundTrip()
     {
-        await using var relay = RedisRelay.Start(Redis);
-        await using var proxy = await StartProxyAsync(redis: relay.ConnectionString);
+        await using var relay = RedisRelay.StartCounting(Redis);
+        await using var proxy = await StartProxyAsync(RedisRelay.PatientReads, redis: relay.ConnectionString);
         var ollama = Client(proxy, "trips");
 
         for (var turn = 1; turn <= 4; turn++)

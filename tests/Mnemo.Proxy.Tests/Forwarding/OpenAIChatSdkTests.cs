@@ -104,12 +104,8 @@ public sealed class OpenAIChatSdkTests : FunctionalTest
     [TestCase(true)]
     public async Task EachSdkRequest_MakesOneReadAndOneWriteRoundTrip(bool stream)
     {
-        await using var relay = RedisRelay.Start(Redis);
-        await using var proxy = await StartProxyAsync(new Dictionary<string, string?> { ["Mnemo:Redis:ReadTimeout"] = "00:00:05" }, redis: relay.ConnectionString);
-        // SE.Redis flushes each command of a batch on its own; on bare loopback Redis can answer the first before the
-        // next is sent, and the relay would see two round trips where the client waited once. A few milliseconds of
-        // latency, as on any real network, leave only the waits the client makes.
-        relay.Delay = TimeSpan.FromMilliseconds(5);
+        await using var relay = RedisRelay.StartCounting(Redis);
+        await using var proxy = await StartProxyAsync(RedisRelay.PatientReads, redis: relay.ConnectionString);
         using var sdk = Sdk(proxy, "sdk-trips");
         var options = new ChatCompletionOptions { Tools = { s_weather } };
         string? callId = null;

@@ -267,8 +267,8 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
     [Test]
     public async Task EachMemoryRequest_MakesExactlyOneReadAndOneWriteRoundTrip()
     {
-        await using var relay = RedisRelay.Start(Redis);
-        await using var proxy = await StartProxyAsync(redis: relay.ConnectionString);
+        await using var relay = RedisRelay.StartCounting(Redis);
+        await using var proxy = await StartProxyAsync(RedisRelay.PatientReads, redis: relay.ConnectionString);
 
         for (var turn = 1; turn <= 4; turn++)
         {
