@@ -37,15 +37,9 @@ internal sealed class AnthropicMessagesDialect : Dialect
         _ => null,
     };
 
-    public override void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, SplicePlan plan, ResponseParser response)
-    {
-        foreach (var input in plan.Inputs)
-        {
-            AnthropicCacheControl.WriteWithout(writer, body[input]);
-        }
-
-        response.WriteAnswer(writer);
-    }
+    // A request may carry at most 4 cache breakpoints: replayed history must bring none of its own.
+    protected override void WriteInput(Utf8JsonWriter writer, ReadOnlySpan<byte> item, SplicePlan plan) =>
+        AnthropicCacheControl.WriteWithout(writer, item);
 
     public override void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops)
     {

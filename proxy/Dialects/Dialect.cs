@@ -29,7 +29,15 @@ internal abstract class Dialect
     public abstract ResponseParser? CreateResponseParser(string? mediaType);
 
     /// <summary>Writes the stored form of one turn's messages (inputs, then the answer) as elements of a JSON array.</summary>
-    public abstract void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, SplicePlan plan, ResponseParser response);
+    public void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, SplicePlan plan, ResponseParser response)
+    {
+        foreach (var input in plan.Inputs)
+        {
+            WriteInput(writer, body[input], plan);
+        }
+
+        response.WriteAnswer(writer);
+    }
 
     /// <summary>Reads stored messages of this dialect (the elements of a stored turn's array) into the shared model.</summary>
     /// <remarks>Off the same-dialect path: only a turn read by another dialect is converted. What the model cannot carry is reported to <paramref name="drops"/>.</remarks>
@@ -37,6 +45,10 @@ internal abstract class Dialect
 
     /// <summary>Writes model messages as elements of this dialect's request array (no brackets); reports what it cannot carry.</summary>
     public abstract void WriteMessages(Utf8JsonWriter writer, IReadOnlyList<ChatMessage> messages, IDropSink drops);
+
+    /// <summary>Writes one new input item as stored: as the client sent it, unless the dialect must clean it.</summary>
+    protected virtual void WriteInput(Utf8JsonWriter writer, ReadOnlySpan<byte> item, SplicePlan plan) =>
+        writer.WriteRawValue(item, skipInputValidation: true);
 
     public bool Matches(HttpRequest request) =>
         HttpMethods.IsPost(request.Method)

@@ -23,16 +23,6 @@ internal sealed class OpenAIChatDialect : Dialect
         _ => null,
     };
 
-    public override void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, SplicePlan plan, ResponseParser response)
-    {
-        foreach (var input in plan.Inputs)
-        {
-            writer.WriteRawValue(body[input], skipInputValidation: true);
-        }
-
-        response.WriteAnswer(writer);
-    }
-
     public override void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops)
     {
         var reader = new Utf8JsonReader(messagesArray);

@@ -104,25 +104,20 @@ internal sealed class OpenAIResponsesDialect : Dialect
         _ => null,
     };
 
-    public override void WriteTurnMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> body, SplicePlan plan, ResponseParser response)
+    // A plain-string input is stored as the user message it stands for.
+    protected override void WriteInput(Utf8JsonWriter writer, ReadOnlySpan<byte> item, SplicePlan plan)
     {
-        foreach (var input in plan.Inputs)
+        if (!plan.InputIsText)
         {
-            if (plan.InputIsText)
-            {
-                writer.WriteStartObject();
-                writer.WriteString("role"u8, "user"u8);
-                writer.WritePropertyName("content"u8);
-                writer.WriteRawValue(body[input], skipInputValidation: true);
-                writer.WriteEndObject();
-            }
-            else
-            {
-                writer.WriteRawValue(body[input], skipInputValidation: true);
-            }
+            writer.WriteRawValue(item, skipInputValidation: true);
+            return;
         }
 
-        response.WriteAnswer(writer);
+        writer.WriteStartObject();
+        writer.WriteString("role"u8, "user"u8);
+        writer.WritePropertyName("content"u8);
+        writer.WriteRawValue(item, skipInputValidation: true);
+        writer.WriteEndObject();
     }
 
     public override void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops)
