@@ -1,9 +1,14 @@
+using System.Buffers;
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
 
 namespace Mnemo.Proxy.Context;
 
 /// <summary>The turns chosen for one request, oldest first, and their messages as ready-to-splice segments in the request's dialect.</summary>
+/// <remarks>
+/// Both arrays are rented (a memory request would otherwise allocate them every time) and go back with
+/// <see cref="Return"/> once the body is spliced.
+/// </remarks>
 internal readonly struct ContextWindow
 {
     private ContextWindow(StoredTurn[] turns, int count)
@@ -12,7 +17,7 @@ internal readonly struct ContextWindow
         Count = count;
     }
 
-    /// <summary>The chosen turns, oldest first; only the first <see cref="Count"/> are used.</summary>
+    /// <summary>The chosen turns, oldest first; only the first <see cref="Count"/> are used (the array is rented, maybe longer).</summary>
     public StoredTurn[] Turns { get; }
 
     public int Count { get; }
@@ -30,9 +35,10 @@ internal readonly struct ContextWindow
         }
 
         // Newest first: pending turns are newer than anything stored, unless the write already landed.
-        var chosen = new StoredTurn[Math.Min(total, maxTurns)];
+        var limit = Math.Min(total, maxTurns);
+        var chosen = ArrayPool<StoredTurn>.Shared.Rent(limit);
         int count = 0, tokens = 0;
-        for (var i = pending.Length - 1; i >= 0 && count < chosen.Length; i--)
+        for (var i = pending.Length - 1; i >= 0 && count < limit; i--)
         {
             if (!Contains(stored, pending[i].View.Id) && !Take(pending[i].View, chosen, ref count, ref tokens, maxTokens))
             {
@@ -40,7 +46,7 @@ internal readonly struct ContextWindow
             }
         }
 
-        for (var i = stored.Length - 1; i >= 0 && count < chosen.Length; i--)
+        for (var i = stored.Length - 1; i >= 0 && count < limit; i--)
         {
             if (!Take(stored[i], chosen, ref count, ref tokens, maxTokens))
             {
@@ -53,16 +59,18 @@ internal readonly struct ContextWindow
 
     /// <summary>
     /// The messages of the chosen turns in <paramref name="target"/>'s format: a turn of the same dialect is its stored
-    /// bytes, untouched; each run of turns stored by other dialects is converted as one segment.
+    /// bytes, untouched; each run of turns stored by other dialects is converted as one segment. The segments are the
+    /// first <paramref name="count"/> of a rented array: give it back with <see cref="Return"/>.
     /// </summary>
-    public ReadOnlyMemory<byte>[] Segments(Dialect target, Converter converter)
+    public ReadOnlyMemory<byte>[] Segments(Dialect target, Converter converter, out int count)
     {
+        count = 0;
         if (Count == 0)
         {
             return [];
         }
 
-        var segments = new ReadOnlyMemory<byte>[Count];
+        var segments = ArrayPool<ReadOnlyMemory<byte>>.Shared.Rent(Count);
         var written = 0;
         List<ForeignTurn>? foreign = null;
         for (var i = 0; i < Count; i++)
@@ -89,7 +97,23 @@ internal readonly struct ContextWindow
             segments[written++] = converter.Convert(target, foreign);
         }
 
-        return written == segments.Length ? segments : segments[..written];
+        count = written;
+        return segments;
+    }
+
+    /// <summary>Gives back the rented arrays; the window and its segments are not used after this.</summary>
+    public void Return(ReadOnlyMemory<byte>[] segments)
+    {
+        // Cleared: they hold references to the stored turns' payloads, which should not outlive the request.
+        if (segments.Length > 0)
+        {
+            ArrayPool<ReadOnlyMemory<byte>>.Shared.Return(segments, clearArray: true);
+        }
+
+        if (Turns is { Length: > 0 } turns)
+        {
+            ArrayPool<StoredTurn>.Shared.Return(turns, clearArray: true);
+        }
     }
 
     private static bool Take(in StoredTurn turn, StoredTurn[] chosen, ref int count, ref int tokens, int maxTokens)
@@ -110,6 +134,9 @@ internal readonly struct ContextWindow
         Array.Reverse(chosen, 0, count);
         return new ContextWindow(chosen, count);
     }
+
+    /// <summary>The chosen turns, oldest first.</summary>
+    public ReadOnlySpan<StoredTurn> Chosen => Turns is null ? [] : Turns.AsSpan(0, Count);
 
     private static bool Contains(StoredTurn[] stored, ReadOnlySpan<byte> id)
     {

@@ -175,7 +175,9 @@ internal sealed class SessionMemoryMiddleware
         }
 
         var started = Stopwatch.GetTimestamp();
+        ContextWindow window = default;
         ReadOnlyMemory<byte>[] segments = [];
+        var segmentCount = 0;
         if (inject)
         {
             _metrics.Stage(Stage.HistoryRead, dialect.Id, history.Elapsed.TotalSeconds);
@@ -185,18 +187,19 @@ internal sealed class SessionMemoryMiddleware
             }
             else
             {
-                var window = ContextWindow.Choose(history.Turns!, pending, _contextTurns, _memory.MaxContextTokens);
-                segments = window.Segments(dialect, _converter);
+                window = ContextWindow.Choose(history.Turns!, pending, _contextTurns, _memory.MaxContextTokens);
+                segments = window.Segments(dialect, _converter, out segmentCount);
                 exchange.Memory = window.Count > 0 ? MemoryState.Hit : MemoryState.Empty;
                 exchange.ContextTurns = window.Count;
             }
         }
 
-        var length = Splice.Length(body.Length, plan, segments);
-        if (length != body.Length || segments.Length > 0)
+        var used = segments.AsSpan(0, segmentCount);
+        var length = Splice.Length(body.Length, plan, used);
+        if (segmentCount > 0)
         {
             var spliced = exchange.SplicedBody = ArrayPool<byte>.Shared.Rent(length);
-            length = Splice.Write(body.Span, plan, segments, spliced);
+            length = Splice.Write(body.Span, plan, used, spliced);
             ForwardBody(context, length, new MemoryStream(spliced, 0, length, writable: false));
         }
         else
@@ -204,6 +207,7 @@ internal sealed class SessionMemoryMiddleware
             ForwardBody(context, length, body.AsStream());
         }
 
+        window.Return(segments);
         if (inject && !history.Degraded)
         {
             _metrics.Stage(Stage.ContextBuild, dialect.Id, Stopwatch.GetElapsedTime(started).TotalSeconds);

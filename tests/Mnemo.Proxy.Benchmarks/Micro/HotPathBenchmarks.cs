@@ -35,8 +35,10 @@ public class SpliceBenchmarks
     {
         _ = _dialect.ParseRequest(_body, fullHistory: false, _plan);
         var window = ContextWindow.Choose(_stored, [], 20, 0);
-        var segments = window.Segments(_dialect, null!);
-        return Splice.Write(_body, _plan, segments, _destination);
+        var segments = window.Segments(_dialect, null!, out var count);
+        var written = Splice.Write(_body, _plan, segments.AsSpan(0, count), _destination);
+        window.Return(segments);
+        return written;
     }
 
     [Benchmark]

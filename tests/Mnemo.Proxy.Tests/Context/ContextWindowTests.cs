@@ -47,12 +47,14 @@ public sealed class ContextWindowTests
     {
         var context = ContextWindow.Choose([], [], maxTurns: 20, maxTokens: 0);
         Assert.That(context.Count, Is.Zero);
-        Assert.That(Mnemo.Proxy.Dialects.Splice.Length(10, new Mnemo.Proxy.Dialects.SplicePlan(), context.Segments(new Mnemo.Proxy.Dialects.OpenAIChatDialect(), null!)), Is.EqualTo(10));
+        var segments = context.Segments(new Mnemo.Proxy.Dialects.OpenAIChatDialect(), null!, out var count);
+        Assert.That(count, Is.Zero);
+        Assert.That(Mnemo.Proxy.Dialects.Splice.Length(10, new Mnemo.Proxy.Dialects.SplicePlan(), segments.AsSpan(0, count)), Is.EqualTo(10));
     }
 
     private static Turn Turn(string question, int tokens = 10) => Turns.Make(s_session, question, tokens: tokens);
 
     private static StoredTurn[] Window(params string[] questions) => questions.Select(q => Turn(q).View).ToArray();
 
-    private static string[] Questions(ContextWindow context) => Turns.Questions(context.Turns.Take(context.Count));
+    private static string[] Questions(ContextWindow context) => Turns.Questions(context.Chosen.ToArray());
 }

@@ -500,44 +500,14 @@ public sealed class AnthropicMessagesDialectTests
         public void Dropped(DropKind kind) => Kinds.Add(kind);
     }
 
-    private static string Write(List<ChatMessage> messages, IDropSink drops)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartArray();
-            s_dialect.WriteMessages(writer, messages, drops);
-            writer.WriteEndArray();
-        }
-
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    private static string Write(List<ChatMessage> messages, IDropSink drops) => DialectHarness.Write(s_dialect, messages, drops);
 
     private static byte[] Sse(params (string Event, string Data)[] events) =>
         Encoding.UTF8.GetBytes(string.Concat(events.Select(e => $"event: {e.Event}\ndata: {e.Data}\n\n")));
 
-    private static ResponseParser Parse(string mediaType, byte[] bytes, int chunk = 1 << 20)
-    {
-        var parser = s_dialect.CreateResponseParser(mediaType)!;
-        for (var i = 0; i < bytes.Length; i += chunk)
-        {
-            parser.Feed(bytes.AsSpan(i, Math.Min(chunk, bytes.Length - i)));
-        }
+    private static ResponseParser Parse(string mediaType, byte[] bytes, int chunk = 1 << 20) => DialectHarness.Parse(s_dialect, mediaType, bytes, chunk);
 
-        parser.End();
-        return parser;
-    }
-
-    private static string Answer(ResponseParser parser)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            parser.WriteAnswer(writer);
-        }
-
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    private static string Answer(ResponseParser parser) => DialectHarness.Answer(parser);
 
     /// <summary>The stored form of a turn: the request's inputs and the parsed answer, as a JSON array.</summary>
     private static string StoredMessages(string body, ResponseParser parser)
@@ -556,33 +526,10 @@ public sealed class AnthropicMessagesDialectTests
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    private static string Compact(string json) => JsonSerializer.Serialize(JsonDocument.Parse(json).RootElement);
+    private static string Compact(string json) => DialectHarness.Compact(json);
 
     private static string[] Inputs(string body, SplicePlan plan) =>
         plan.Inputs.Select(r => JsonDocument.Parse(body[r]).RootElement.GetProperty("role").GetString()!).ToArray();
 
-    private static string Splice(string body, string[] storedTurns)
-    {
-        var turns = storedTurns.Select(t =>
-        {
-            var payload = TurnCodec.Encode(TurnCodec.NewId(), 0, DialectId.AnthropicMessages, 10, TokenUsage.Unknown, t, static (w, s) =>
-            {
-                foreach (var message in JsonDocument.Parse("[" + s + "]").RootElement.EnumerateArray())
-                {
-                    w.WriteRawValue(message.GetRawText());
-                }
-            });
-            Assert.That(TurnCodec.TryRead(payload, out var view), Is.True);
-            return view;
-        }).ToArray();
-
-        var bytes = Encoding.UTF8.GetBytes(body);
-        var plan = new SplicePlan();
-        Assert.That(s_dialect.ParseRequest(bytes, fullHistory: false, plan), Is.EqualTo(ParseResult.Splice));
-        var segments = ContextWindow.Choose(turns, [], 20, 0).Segments(s_dialect, null!);
-        var destination = new byte[Mnemo.Proxy.Dialects.Splice.Length(bytes.Length, plan, segments)];
-        var written = Mnemo.Proxy.Dialects.Splice.Write(bytes, plan, segments, destination);
-        Assert.That(written, Is.EqualTo(destination.Length));
-        return Encoding.UTF8.GetString(destination);
-    }
+    private static string Splice(string body, string[] storedTurns) => DialectHarness.Splice(s_dialect, body, storedTurns);
 }

@@ -403,25 +403,9 @@ public sealed class OllamaChatDialectTests
         Assert.That(converted, Is.EqualTo("""[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello"}]"""));
     }
 
-    private static List<ChatMessage> Read(Dialect dialect, string array, IDropSink drops)
-    {
-        var messages = new List<ChatMessage>();
-        dialect.ReadMessages(Encoding.UTF8.GetBytes(array), messages, drops);
-        return messages;
-    }
+    private static List<ChatMessage> Read(Dialect dialect, string array, IDropSink drops) => DialectHarness.Read(dialect, array, drops);
 
-    private static string Write(Dialect dialect, IReadOnlyList<ChatMessage> messages, IDropSink drops)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartArray();
-            dialect.WriteMessages(writer, messages, drops);
-            writer.WriteEndArray();
-        }
-
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    private static string Write(Dialect dialect, IReadOnlyList<ChatMessage> messages, IDropSink drops) => DialectHarness.Write(dialect, messages, drops);
 
     /// <summary>Through the real converter: the stored array's elements, as one turn of <paramref name="from"/>, into <paramref name="target"/>'s array.</summary>
     private static string Convert(Dialect source, DialectId from, string array, Dialect target)
@@ -434,56 +418,14 @@ public sealed class OllamaChatDialectTests
         return "[" + Encoding.UTF8.GetString(bytes) + "]";
     }
 
-    private static ResponseParser Parse(string mediaType, byte[] bytes, int chunk = 1 << 20)
-    {
-        var parser = s_dialect.CreateResponseParser(mediaType)!;
-        for (var i = 0; i < bytes.Length; i += chunk)
-        {
-            parser.Feed(bytes.AsSpan(i, Math.Min(chunk, bytes.Length - i)));
-        }
+    private static ResponseParser Parse(string mediaType, byte[] bytes, int chunk = 1 << 20) => DialectHarness.Parse(s_dialect, mediaType, bytes, chunk);
 
-        parser.End();
-        return parser;
-    }
-
-    private static string Answer(ResponseParser parser)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            parser.WriteAnswer(writer);
-        }
-
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    private static string Answer(ResponseParser parser) => DialectHarness.Answer(parser);
 
     private static string[] Inputs(string body, SplicePlan plan) =>
         plan.Inputs.Select(r => JsonDocument.Parse(body[r]).RootElement.GetProperty("role").GetString()!).ToArray();
 
-    private static string Splice(string body, string[] storedTurns)
-    {
-        var turns = storedTurns.Select(t =>
-        {
-            var payload = TurnCodec.Encode(TurnCodec.NewId(), 0, DialectId.OllamaChat, 10, TokenUsage.Unknown, t, static (w, s) =>
-            {
-                foreach (var message in JsonDocument.Parse("[" + s + "]").RootElement.EnumerateArray())
-                {
-                    w.WriteRawValue(message.GetRawText());
-                }
-            });
-            Assert.That(TurnCodec.TryRead(payload, out var view), Is.True);
-            return view;
-        }).ToArray();
-
-        var bytes = Encoding.UTF8.GetBytes(body);
-        var plan = new SplicePlan();
-        Assert.That(s_dialect.ParseRequest(bytes, fullHistory: false, plan), Is.EqualTo(ParseResult.Splice));
-        var segments = ContextWindow.Choose(turns, [], 20, 0).Segments(s_dialect, null!);
-        var destination = new byte[Mnemo.Proxy.Dialects.Splice.Length(bytes.Length, plan, segments)];
-        var written = Mnemo.Proxy.Dialects.Splice.Write(bytes, plan, segments, destination);
-        Assert.That(written, Is.EqualTo(destination.Length));
-        return Encoding.UTF8.GetString(destination);
-    }
+    private static string Splice(string body, string[] storedTurns) => DialectHarness.Splice(s_dialect, body, storedTurns);
 
     private sealed class Drops : IDropSink
     {

@@ -161,56 +161,14 @@ public sealed class OpenAIChatDialectTests
         Assert.That(s_dialect.CreateResponseParser(null), Is.Null);
     }
 
-    private static ResponseParser Parse(string mediaType, byte[] bytes, int chunk = 1 << 20)
-    {
-        var parser = s_dialect.CreateResponseParser(mediaType)!;
-        for (var i = 0; i < bytes.Length; i += chunk)
-        {
-            parser.Feed(bytes.AsSpan(i, Math.Min(chunk, bytes.Length - i)));
-        }
+    private static ResponseParser Parse(string mediaType, byte[] bytes, int chunk = 1 << 20) => DialectHarness.Parse(s_dialect, mediaType, bytes, chunk);
 
-        parser.End();
-        return parser;
-    }
+    private static string Answer(ResponseParser parser) => DialectHarness.Answer(parser);
 
-    private static string Answer(ResponseParser parser)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            parser.WriteAnswer(writer);
-        }
-
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
-
-    private static string Compact(string json) => JsonSerializer.Serialize(JsonDocument.Parse(json).RootElement);
+    private static string Compact(string json) => DialectHarness.Compact(json);
 
     private static string[] Inputs(string body, SplicePlan request) =>
         request.Inputs.Select(r => JsonDocument.Parse(body[r]).RootElement.GetProperty("role").GetString()!).ToArray();
 
-    internal static string Splice(string body, string[] storedTurns)
-    {
-        var turns = storedTurns.Select(t =>
-        {
-            var payload = TurnCodec.Encode(TurnCodec.NewId(), 0, DialectId.OpenAIChat, 10, TokenUsage.Unknown, t, static (w, s) =>
-            {
-                foreach (var message in JsonDocument.Parse("[" + s + "]").RootElement.EnumerateArray())
-                {
-                    w.WriteRawValue(message.GetRawText());
-                }
-            });
-            Assert.That(TurnCodec.TryRead(payload, out var view), Is.True);
-            return view;
-        }).ToArray();
-
-        var bytes = Encoding.UTF8.GetBytes(body);
-        var plan = new SplicePlan();
-        Assert.That(s_dialect.ParseRequest(bytes, fullHistory: false, plan), Is.EqualTo(ParseResult.Splice));
-        var segments = ContextWindow.Choose(turns, [], 20, 0).Segments(s_dialect, null!);
-        var destination = new byte[Mnemo.Proxy.Dialects.Splice.Length(bytes.Length, plan, segments)];
-        var written = Mnemo.Proxy.Dialects.Splice.Write(bytes, plan, segments, destination);
-        Assert.That(written, Is.EqualTo(destination.Length));
-        return Encoding.UTF8.GetString(destination);
-    }
+    internal static string Splice(string body, string[] storedTurns) => DialectHarness.Splice(s_dialect, body, storedTurns);
 }
