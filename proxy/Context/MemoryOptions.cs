@@ -15,6 +15,23 @@ public sealed record MemoryOptions
 
     /// <summary>Token budget for spliced history; 0 turns the budget off.</summary>
     public int MaxContextTokens { get; init; }
+
+    /// <summary>When a turn becomes visible to later reads. A request may override it with <c>X-Mnemo-Consistency</c>.</summary>
+    public Consistency Consistency { get; init; } = Consistency.Replica;
+}
+
+/// <summary>When a turn is visible to the next request of its session.</summary>
+public enum Consistency
+{
+    /// <summary>To this replica's next read before the client can see the end of the response; written to the store after it.</summary>
+    Replica,
+
+    /// <summary>
+    /// To every replica: the end of the response is released only after the turn is written to the store (one write round
+    /// trip at the end of the response, none before its first byte). A write that fails or times out leaves the turn
+    /// to the retry queue, counted, and the response completes.
+    /// </summary>
+    Strict,
 }
 
 /// <summary>What Mnemo does for a request that carries a session header.</summary>
@@ -30,9 +47,27 @@ public enum MemoryMode
     Off,
 }
 
-/// <summary>Parsing of <see cref="MemoryMode"/> names in headers and route metadata.</summary>
+/// <summary>Parsing of <see cref="MemoryMode"/> and <see cref="Consistency"/> names in headers and route metadata.</summary>
 internal static class MemoryModes
 {
+    public static bool TryParse(string? value, out Consistency consistency)
+    {
+        if (string.Equals(value, "replica", StringComparison.OrdinalIgnoreCase))
+        {
+            consistency = Consistency.Replica;
+            return true;
+        }
+
+        if (string.Equals(value, "strict", StringComparison.OrdinalIgnoreCase))
+        {
+            consistency = Consistency.Strict;
+            return true;
+        }
+
+        consistency = default;
+        return false;
+    }
+
     public static bool TryParse(string? value, out MemoryMode mode)
     {
         if (string.Equals(value, "inject", StringComparison.OrdinalIgnoreCase))

@@ -119,7 +119,7 @@ internal sealed class AnthropicStreamParser : SseResponseParser
                 Usage = _usage.Value;
                 break;
             case EventKind.MessageStop:
-                Completed = true;
+                Finish();
                 break;
             case EventKind.Error:
                 Fail("upstream sent an error event");

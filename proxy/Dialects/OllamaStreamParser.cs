@@ -37,7 +37,7 @@ internal sealed class OllamaStreamParser : NdjsonResponseParser
         else if (line.Done)
         {
             Usage = line.Usage;
-            Completed = true;
+            Finish();
         }
     }
 

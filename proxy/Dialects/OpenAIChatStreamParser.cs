@@ -18,7 +18,7 @@ internal sealed class OpenAIChatStreamParser : SseResponseParser
 
         if (data.SequenceEqual("[DONE]"u8))
         {
-            Completed = true;
+            Finish();
             return;
         }
 

@@ -110,7 +110,7 @@ internal sealed class OpenAIResponsesStreamParser : SseResponseParser
                 return;
             }
 
-            Completed = true;
+            Finish();
             return;
         }
 

@@ -10,8 +10,16 @@ namespace Mnemo.Proxy.Dialects;
 /// </summary>
 internal abstract class ResponseParser : IDisposable
 {
+    private bool _ended;
+
     /// <summary>The upstream said the answer is complete (an end marker or a finish reason).</summary>
     public bool Completed { get; protected set; }
+
+    /// <summary>
+    /// The upstream's last event has been read (the stream's end marker, or the end of the body): nothing that follows
+    /// belongs to the answer, so the turn can be taken before these bytes reach the client.
+    /// </summary>
+    public bool Final { get; private set; }
 
     /// <summary>Why the answer cannot be recorded; a fixed phrase, never response content.</summary>
     public string? Failure { get; protected set; }
@@ -43,8 +51,16 @@ internal abstract class ResponseParser : IDisposable
         }
     }
 
+    /// <summary>The body has ended (or all of its announced length has passed); a second call does nothing.</summary>
     public void End()
     {
+        if (_ended)
+        {
+            return;
+        }
+
+        _ended = true;
+        Final = true;
         if (Failure is not null)
         {
             return;
@@ -81,6 +97,13 @@ internal abstract class ResponseParser : IDisposable
 
     protected virtual void Dispose(bool disposing)
     {
+    }
+
+    /// <summary>The stream's end marker: the answer is complete and nothing after it matters.</summary>
+    protected void Finish()
+    {
+        Completed = true;
+        Final = true;
     }
 
     protected void Fail(string reason)

@@ -37,6 +37,9 @@ internal sealed class Exchange : IDisposable
     /// <summary>The answer is to be stored as a turn once complete.</summary>
     public bool Record { get; set; }
 
+    /// <summary>The request asked for <see cref="Context.Consistency.Strict"/>: its turn is written before its response ends.</summary>
+    public bool Strict { get; set; }
+
     public SessionKey? Session { get; set; }
 
     public SplicePlan? Plan { get; set; }
@@ -53,6 +56,15 @@ internal sealed class Exchange : IDisposable
     public string? NotRecordable { get; set; }
 
     public Turn? Turn { get; set; }
+
+    /// <summary>Called once when the answer's last event has been read, before its bytes go on to the client.</summary>
+    public Action<Exchange>? AnswerEnded { get; set; }
+
+    /// <summary>A Strict request's write of its turn: the answer's last bytes wait for it.</summary>
+    public Task? DurableWrite { get; set; }
+
+    /// <summary>The upstream's Content-Length, when it sent one (-1 otherwise).</summary>
+    public long UpstreamLength { get; set; } = -1;
 
     public int UpstreamStatus { get; set; }
 

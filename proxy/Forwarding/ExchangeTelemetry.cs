@@ -82,6 +82,10 @@ internal sealed class ExchangeTelemetry(MnemoMetrics metrics)
         return Outcome.Completed;
     }
 
+    /// <summary>YARP stopped because the client went away (mid-request or mid-response).</summary>
+    public static bool ClientLeft(Exchange exchange) =>
+        exchange.Context.Features.Get<IForwarderErrorFeature>()?.Error is { } error and not ForwarderError.None && IsClientSide(error);
+
     private static bool IsClientSide(ForwarderError error) => error is
         ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient
         or ForwarderError.ResponseBodyCanceled or ForwarderError.ResponseBodyClient

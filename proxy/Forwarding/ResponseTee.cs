@@ -34,6 +34,7 @@ internal sealed class ResponseTee : ITransformProvider
 
         exchange.UpstreamHeaders = Stopwatch.GetTimestamp();
         exchange.UpstreamStatus = (int)response.StatusCode;
+        exchange.UpstreamLength = response.Content.Headers.ContentLength ?? -1;
 
         if (exchange.Record && response.IsSuccessStatusCode)
         {

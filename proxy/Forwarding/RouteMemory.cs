@@ -83,7 +83,7 @@ internal sealed class RouteMemory : ITransformProvider
         MemoryMode? mode = null;
         if (hasMode)
         {
-            if (!MemoryModes.TryParse(modeLabel, out var parsed))
+            if (!MemoryModes.TryParse(modeLabel, out MemoryMode parsed))
             {
                 error = $"Route '{route.RouteId}': metadata {ModeMetadata} must be one of inject, record or off.";
                 return null;

@@ -22,18 +22,23 @@ internal sealed class SessionMemoryMiddleware
     /// <summary>Per-request override of <see cref="MemoryOptions.Mode"/>; never forwarded.</summary>
     public const string ModeHeader = "X-Mnemo-Mode";
 
+    /// <summary>Per-request override of <see cref="MemoryOptions.Consistency"/>; never forwarded.</summary>
+    public const string ConsistencyHeader = "X-Mnemo-Consistency";
+
     private readonly RequestDelegate _next;
     private readonly DialectRegistry _dialects;
     private readonly Converter _converter;
     private readonly SessionResolver _sessions;
     private readonly FailOpenReader _history;
     private readonly WriteBackQueue _queue;
+    private readonly WriteBackService _writer;
     private readonly MnemoMetrics _metrics;
     private readonly ExchangeTelemetry _telemetry;
     private readonly TurnCapture _capture;
     private readonly MemoryOptions _memory;
     private readonly int _contextTurns;
     private readonly Func<object, Task> _onCompleted;
+    private readonly Action<Exchange> _onAnswer;
 
     public SessionMemoryMiddleware(
         RequestDelegate next,
@@ -42,6 +47,7 @@ internal sealed class SessionMemoryMiddleware
         SessionResolver sessions,
         FailOpenReader history,
         WriteBackQueue queue,
+        WriteBackService writer,
         MnemoMetrics metrics,
         ExchangeTelemetry telemetry,
         TurnCapture capture,
@@ -54,12 +60,14 @@ internal sealed class SessionMemoryMiddleware
         _sessions = sessions;
         _history = history;
         _queue = queue;
+        _writer = writer;
         _metrics = metrics;
         _telemetry = telemetry;
         _capture = capture;
         _memory = memory.Value;
         _contextTurns = Math.Min(_memory.MaxContextTurns, store.Value.MaxStoredTurns);
         _onCompleted = Complete;
+        _onAnswer = Hold;
     }
 
     public async Task InvokeAsync(HttpContext context)
@@ -73,6 +81,12 @@ internal sealed class SessionMemoryMiddleware
         if (modeHeader.Count > 0)
         {
             context.Request.Headers.Remove(ModeHeader);
+        }
+
+        var consistencyHeader = context.Request.Headers[ConsistencyHeader];
+        if (consistencyHeader.Count > 0)
+        {
+            context.Request.Headers.Remove(ConsistencyHeader);
         }
 
         var route = RouteMemory.For(context);
@@ -118,6 +132,16 @@ internal sealed class SessionMemoryMiddleware
             await RejectAsync(exchange, StatusCodes.Status400BadRequest, session.ErrorCode!, session.ErrorMessage!).ConfigureAwait(false);
             return;
         }
+
+        var consistency = _memory.Consistency;
+        if (consistencyHeader.Count > 0 && (consistencyHeader.Count != 1 || !MemoryModes.TryParse(consistencyHeader[0], out consistency)))
+        {
+            await RejectAsync(exchange, StatusCodes.Status400BadRequest, "invalid_mnemo_consistency",
+                $"The {ConsistencyHeader} header must be one of: replica, strict.").ConfigureAwait(false);
+            return;
+        }
+
+        exchange.Strict = consistency == Consistency.Strict;
 
         await RememberAsync(exchange, dialect, mode, session.Key!).ConfigureAwait(false);
     }
@@ -216,9 +240,9 @@ internal sealed class SessionMemoryMiddleware
         // The tee must read the answer: ask for it uncompressed (an absent header would allow any coding).
         context.Request.Headers.AcceptEncoding = "identity";
         exchange.Record = true;
+        exchange.AnswerEnded = _onAnswer;
 
         await ForwardAsync(exchange).ConfigureAwait(false);
-        Hold(exchange);
     }
 
     private static void ForwardBody(HttpContext context, long length, Stream body)
@@ -235,15 +259,23 @@ internal sealed class SessionMemoryMiddleware
     }
 
     /// <summary>
-    /// Called once YARP has copied the whole answer to the client. The turn becomes visible to this replica's reads now;
-    /// it is handed to the writer only when the response has completed, so no Redis write races the last bytes.
+    /// Called by the tee when the answer's last event has been read, before those bytes go on to the client: the turn is
+    /// visible to this replica's reads from now on, so a client that sends its next request the instant it has the
+    /// answer always finds it. A Replica turn is handed to the writer when the response has completed, so no Redis write
+    /// races the last bytes; a Strict turn is written now, and the tee holds the last bytes until it is.
     /// </summary>
     private void Hold(Exchange exchange)
     {
-        if (_capture.Capture(exchange) is { } turn)
+        if (_capture.Capture(exchange) is not { } turn)
         {
-            _queue.Hold(turn);
-            exchange.Turn = turn;
+            return;
+        }
+
+        _queue.Hold(turn);
+        exchange.Turn = turn;
+        if (exchange.Strict)
+        {
+            exchange.DurableWrite = _writer.WriteNowAsync(turn);
         }
     }
 
@@ -252,9 +284,17 @@ internal sealed class SessionMemoryMiddleware
         var exchange = (Exchange)state;
         try
         {
-            if (exchange.Turn is { } turn)
+            if (exchange.Turn is { } turn && exchange.DurableWrite is not Task<bool> { IsCompletedSuccessfully: true, Result: true })
             {
-                _queue.Enqueue(turn);
+                if (ExchangeTelemetry.ClientLeft(exchange))
+                {
+                    // The client left before the end of the answer reached it: the turn was never its.
+                    _queue.Pending.Remove(turn);
+                }
+                else
+                {
+                    _queue.Enqueue(turn);
+                }
             }
 
             _telemetry.Observe(exchange, Stopwatch.GetTimestamp());

@@ -49,10 +49,17 @@ internal sealed class TeeContent(HttpContent inner, Exchange exchange, ResponseP
     }
 }
 
-/// <summary>A read-only pass-through stream that timestamps the first and last byte and feeds the parser.</summary>
+/// <summary>
+/// A read-only pass-through stream that timestamps the first and last byte and feeds the parser. When the answer's
+/// last event has been read (its end marker, all of an announced length, or the end of the body) it reports the answer
+/// before handing those bytes on, so the turn is visible to this replica's next read before the client can see the end
+/// of its response; a Strict request's last bytes also wait for the turn's write.
+/// </summary>
 internal sealed class TeeStream(Stream inner, Exchange exchange, ResponseParser? parser) : Stream
 {
     private bool _ended;
+    private bool _reported;
+    private long _seen;
 
     public override bool CanRead => true;
 
@@ -78,6 +85,11 @@ internal sealed class TeeStream(Stream inner, Exchange exchange, ResponseParser?
         if (!buffer.IsEmpty)
         {
             Observe(buffer.Span[..read]);
+            if (exchange.DurableWrite is { IsCompleted: false } write)
+            {
+                // Never throws: a failed or slow write leaves the turn to the retry queue, and the answer goes on.
+                await write.ConfigureAwait(false);
+            }
         }
 
         return read;
@@ -92,6 +104,7 @@ internal sealed class TeeStream(Stream inner, Exchange exchange, ResponseParser?
         if (!buffer.IsEmpty)
         {
             Observe(buffer[..read]);
+            exchange.DurableWrite?.GetAwaiter().GetResult();
         }
 
         return read;
@@ -134,13 +147,39 @@ internal sealed class TeeStream(Stream inner, Exchange exchange, ResponseParser?
                 exchange.UpstreamFirstByte = Stopwatch.GetTimestamp();
             }
 
-            parser?.Feed(data);
+            if (parser is null)
+            {
+                return;
+            }
+
+            parser.Feed(data);
+            _seen += data.Length;
+            if (_seen == exchange.UpstreamLength)
+            {
+                // All of the announced body: the client has the whole answer once these bytes are written.
+                parser.End();
+            }
+
+            if (parser.Final)
+            {
+                Report();
+            }
         }
         else if (!_ended)
         {
             _ended = true;
             exchange.UpstreamEnded = Stopwatch.GetTimestamp();
             parser?.End();
+            Report();
+        }
+    }
+
+    private void Report()
+    {
+        if (!_reported && parser is not null)
+        {
+            _reported = true;
+            exchange.AnswerEnded?.Invoke(exchange);
         }
     }
 }

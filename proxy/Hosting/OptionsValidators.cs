@@ -51,6 +51,7 @@ internal sealed class OptionsValidators(IConfiguration configuration) :
     public ValidateOptionsResult Validate(string? name, MemoryOptions options) =>
         new OptionsErrors(MemoryOptions.SectionName)
             .Check(Enum.IsDefined(options.Mode), "Mode", "must be Inject, Record or Off.")
+            .Check(Enum.IsDefined(options.Consistency), "Consistency", "must be Replica or Strict.")
             .Range(options.MaxContextTurns, "MaxContextTurns", 0, StoreOptions.StoredTurnsLimit)
             .Check(options.MaxContextTokens >= 0, "MaxContextTokens", "must be 0 (off) or a positive token budget.")
             .Result();

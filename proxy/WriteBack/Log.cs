@@ -14,4 +14,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 503, Level = LogLevel.Error, Message = "Shutdown timeout reached: {Count} turns were not written.")]
     public static partial void DroppedAtShutdown(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 504, Level = LogLevel.Warning, Message = "A Strict turn could not be written before its response ended ({ExceptionType}); it goes to the retry queue.")]
+    public static partial void StrictWriteDeferred(ILogger logger, string exceptionType);
 }

@@ -25,6 +25,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     private readonly ILogger<WriteBackService> _logger;
     private readonly int _maxConcurrent;
     private readonly bool _retry;
+    private readonly TimeSpan _writeTimeout;
     private readonly CancellationTokenSource _abort = new();
     private Task _loop = Task.CompletedTask;
 
@@ -44,6 +45,29 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         _logger = logger;
         _maxConcurrent = options.Value.MaxConcurrentWrites;
         _retry = redis.Value.WriteRetries > 0;
+        _writeTimeout = redis.Value.WriteTimeout;
+    }
+
+    /// <summary>
+    /// Writes a Strict request's turn at once: one attempt within the write timeout, while the end of its response waits.
+    /// True when it is stored; false (counted as retried, logged) leaves it held for the queue and its retries.
+    /// </summary>
+    public async Task<bool> WriteNowAsync(Turn turn)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var result = await _store.AppendAsync(turn, CancellationToken.None).AsTask().WaitAsync(_writeTimeout).ConfigureAwait(false);
+            Written(turn, result, started);
+            _queue.Pending.Remove(turn);
+            return true;
+        }
+        catch (Exception ex)
+        {
+            _metrics.WriteBack(WriteBackOutcome.Retried);
+            Log.StrictWriteDeferred(_logger, ex.GetType().Name);
+            return false;
+        }
     }
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -81,6 +81,37 @@ public sealed partial class MnemoProcess : IDisposable
     public static MnemoProcess StartBuilt(IEnumerable<string> arguments, IDictionary<string, string?>? environment = null) =>
         Start([Path.Combine(AppContext.BaseDirectory, "Mnemo.Proxy.dll"), .. arguments], environment);
 
+    /// <summary>Waits until <c>/healthz/ready</c> answers 200 on the management port; fails with the output if the process exits or time runs out.</summary>
+    public async Task WaitReadyAsync(HttpClient management, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (HasExited)
+            {
+                throw new InvalidOperationException("the proxy exited:\n" + Output);
+            }
+
+            try
+            {
+                if ((await management.GetAsync("/healthz/ready")).IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("not ready in time:\n" + Output);
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
     /// <summary>What Kubernetes sends to stop a pod.</summary>
     public void Terminate() => Terminate(_process.Id);
 

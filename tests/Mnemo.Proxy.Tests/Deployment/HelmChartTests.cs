@@ -91,6 +91,7 @@ public sealed class HelmChartTests
         // The ConfigMap is the proxy's whole configuration: start the real binary with it.
         var data = (await Helm.TemplateAsync(Helm.Chart(), "-f", Path.Combine(Helm.Chart(), "ci", "autoscaling-values.yaml")))
             .Single("ConfigMap")["data"]!.AsObject().ToDictionary(p => p.Key, p => (string?)p.Value);
+        Assert.That(data["Mnemo__Memory__Consistency"], Is.EqualTo("Strict"), "several replicas on one Redis: Strict");
         data["Kestrel__Endpoints__Proxy__Url"] = $"http://127.0.0.1:{Ports.Free()}";
         var management = Ports.Free();
         data["Kestrel__Endpoints__Management__Url"] = $"http://127.0.0.1:{management}";
@@ -121,7 +122,7 @@ public sealed class HelmChartTests
         var manifests = await Helm.TemplateAsync(Helm.Chart(), "-f", Path.Combine(Helm.Chart(), "ci", "redis-values.yaml"));
         var secret = manifests.Single("Secret");
         var data = secret["data"]!.AsObject();
-        Assert.That(System.Text.Encoding.UTF8.GetString(Convert.FromBase64String((string)data["redis-connection-string"]!)), Does.StartWith("redis-master.redis.svc:6379"));
+        Assert.That(System.Text.Encoding.UTF8.GetString(Convert.FromBase64String((string)data["redis-connection-string"]!)), Does.StartWith("redis-sentinel-0.redis:26379,").And.Contain("serviceName=mymaster"));
         Assert.That(data.ContainsKey("admin-token"), Is.True);
 
         var env = manifests.Single("Deployment")["spec"]!["template"]!["spec"]!["containers"]![0]!["env"]!.AsArray();
@@ -156,6 +157,7 @@ public sealed class HelmChartTests
     [TestCase("config.upstream=not-a-url", "config.upstream")]
     [TestCase("service.port=0", "service.port")]
     [TestCase("config.memory.ttl=forever", "config.memory.ttl")]
+    [TestCase("config.memory.consistency=Eventual", "config.memory.consistency")]
     [TestCase("unknownKey=1", "unknownKey")]
     public async Task InvalidValue_IsRejectedByTheSchema(string setting, string key)
     {

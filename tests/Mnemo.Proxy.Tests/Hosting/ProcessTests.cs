@@ -24,7 +24,7 @@ public sealed class ProcessTests : FunctionalTest
 
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{proxyPort}") };
         using var management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{managementPort}") };
-        await WaitReadyAsync(management, process, TimeSpan.FromMinutes(3));
+        await process.WaitReadyAsync(management, TimeSpan.FromMinutes(3));
 
         await client.SendAsync(ProxyHost.Chat(UserTurn("Hello!"), session: "readme"));
         var second = await client.SendAsync(ProxyHost.Chat(UserTurn("What did I say?"), session: "readme"));
@@ -51,7 +51,7 @@ public sealed class ProcessTests : FunctionalTest
         ]);
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{proxyPort}") };
         using var management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{managementPort}") };
-        await WaitReadyAsync(management, process, TimeSpan.FromSeconds(30));
+        await process.WaitReadyAsync(management, TimeSpan.FromSeconds(30));
 
         using var response = await client.SendAsync(ProxyHost.Chat(UserTurn("Hello!", stream: true), session: "sigterm"), HttpCompletionOption.ResponseHeadersRead);
         var reading = response.Content.ReadAsByteArrayAsync();
@@ -78,27 +78,5 @@ public sealed class ProcessTests : FunctionalTest
         var exitCode = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
         Assert.That(exitCode, Is.Not.Zero);
         Assert.That(process.Output, Does.Contain("Mnemo:Memory:MaxStoredTurns"));
-    }
-
-    private static async Task WaitReadyAsync(HttpClient management, MnemoProcess process, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
-        {
-            Assert.That(process.HasExited, Is.False, () => "the proxy exited:\n" + process.Output);
-            try
-            {
-                if ((await management.GetAsync("/healthz/ready")).IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), () => "not ready in time:\n" + process.Output);
-            await Task.Delay(100);
-        }
     }
 }
