@@ -176,7 +176,8 @@ internal sealed class TeeStream(Stream inner, Exchange exchange, ResponseParser?
 
     private void Report()
     {
-        if (!_reported && parser is not null)
+        // Also without a parser: the answer ended, and why it cannot be recorded is logged once.
+        if (!_reported)
         {
             _reported = true;
             exchange.AnswerEnded?.Invoke(exchange);

@@ -45,6 +45,21 @@ public sealed class ProxyHost : IAsyncDisposable
     /// <param name="redis">A Redis connection string, or null for the embedded store.</param>
     public static async Task<ProxyHost> StartAsync(string upstream, string? redis, IDictionary<string, string?>? settings = null, bool waitUntilReady = true)
     {
+        // A free port can be taken by another process between the probe and the bind: try again on fresh ports.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnFreePortsAsync(upstream, redis, settings, waitUntilReady);
+            }
+            catch (IOException ex) when (attempt < 5 && ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+            }
+        }
+    }
+
+    private static async Task<ProxyHost> StartOnFreePortsAsync(string upstream, string? redis, IDictionary<string, string?>? settings, bool waitUntilReady)
+    {
         var proxyPort = Ports.Free();
         var managementPort = Ports.Free();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
@@ -72,7 +87,16 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.AddMnemo();
         var app = builder.Build();
         app.MapMnemo();
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
         var host = new ProxyHost(app, proxyPort, managementPort, logs);
         if (redis is not null && waitUntilReady)
         {
