@@ -39,7 +39,18 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics)
             stored.Span.CopyTo(array.AsSpan(1));
             array[^1] = (byte)']';
             var first = messages.Count;
-            source.ReadMessages(array, messages, drops);
+            try
+            {
+                source.ReadMessages(array, messages, drops);
+            }
+            catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or KeyNotFoundException)
+            {
+                // A stored turn this version cannot read is left out of the history, never a failed request.
+                messages.RemoveRange(first, messages.Count - first);
+                drops.Dropped(DropKind.Other);
+                continue;
+            }
+
             ToolIds.Name(messages, first, turn.Id.Span);
         }
 

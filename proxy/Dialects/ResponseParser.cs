@@ -41,13 +41,10 @@ internal abstract class ResponseParser : IDisposable
         {
             OnData(chunk);
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            Fail("response is not valid JSON");
-        }
-        catch (InvalidOperationException)
-        {
-            Fail("response JSON has an unexpected shape");
+            // Whatever a parser trips over, the answer still streams on: it is just not recorded.
+            Fail(Reason(ex));
         }
     }
 
@@ -70,13 +67,10 @@ internal abstract class ResponseParser : IDisposable
         {
             OnEnd();
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            Fail("response is not valid JSON");
-        }
-        catch (InvalidOperationException)
-        {
-            Fail("response JSON has an unexpected shape");
+            // Whatever a parser trips over, the answer still streams on: it is just not recorded.
+            Fail(Reason(ex));
         }
     }
 
@@ -98,6 +92,13 @@ internal abstract class ResponseParser : IDisposable
     protected virtual void Dispose(bool disposing)
     {
     }
+
+    private static string Reason(Exception ex) => ex switch
+    {
+        JsonException => "response is not valid JSON",
+        InvalidOperationException => "response JSON has an unexpected shape",
+        _ => "response could not be read",
+    };
 
     /// <summary>The stream's end marker: the answer is complete and nothing after it matters.</summary>
     protected void Finish()

@@ -37,6 +37,24 @@ public sealed class ConverterTests
         Assert.That(results, Is.EqualTo(calls), "each result is paired with its own call, not the other turn's");
     }
 
+    [Test]
+    public void Convert_AStoredTurnThatDoesNotRead_IsLeftOutAndCounted_TheOthersConvert()
+    {
+        var metrics = new MnemoMetrics();
+        var converter = new Converter(new DialectRegistry(), metrics);
+        ForeignTurn[] turns =
+        [
+            Turn("""{"role":"user","content":"kept"},{"role":"assistant","content":"yes"}""", "0190a1b2c3d47e5f8a9b0c1d2e3f4a51"),
+            Turn("""{"role":"user","content":"cut""", "0190a1b2c3d47e5f8a9b0c1d2e3f4a52"),
+        ];
+
+        var converted = Encoding.UTF8.GetString(converter.Convert(new OpenAIChatDialect(), turns));
+
+        using var document = JsonDocument.Parse("[" + converted + "]");
+        Assert.That(document.RootElement.GetArrayLength(), Is.EqualTo(2));
+        Assert.That(converted, Does.Contain("kept").And.Not.Contain("cut"));
+    }
+
     private static ForeignTurn Turn(string messages, string id) =>
         new(DialectId.OllamaChat, Encoding.UTF8.GetBytes(messages), Encoding.ASCII.GetBytes(id));
 }
