@@ -24,8 +24,15 @@ internal readonly struct ContextWindow
 
     /// <summary>
     /// Chooses the newest turns that fit <see cref="MemoryOptions.MaxContextTurns"/> and <see cref="MemoryOptions.MaxContextTokens"/>
-    /// from what the store returned plus this replica's turns not yet written (read-your-writes).
+    /// from what the store returned plus this replica's turns not yet written (read-your-writes), then leaves out the
+    /// oldest while it continues a tool exchange whose start is not in the window.
     /// </summary>
+    /// <remarks>
+    /// A tool result whose call was left out (by the limits, or trimmed from the store) is rejected by the provider, and
+    /// a failed request stores nothing: the session would fail on every request. The window is never widened to take
+    /// the call back in: the limits are the operator's. Only the oldest boundary can cut an exchange, the chosen turns
+    /// being the newest in a row; a call in the newest turn is answered by the client's own new tool results.
+    /// </remarks>
     public static ContextWindow Choose(StoredTurn[] stored, Turn[] pending, int maxTurns, int maxTokens)
     {
         var total = stored.Length + pending.Length;
@@ -130,7 +137,14 @@ internal readonly struct ContextWindow
 
     private static ContextWindow Finish(StoredTurn[] chosen, int count)
     {
-        // Collected newest first; the splice wants oldest first.
+        // Collected newest first, so the oldest is last: while it is a tool result whose call was left out, it goes too
+        // (a multi-step tool loop whose first turn is out loses every step it had in the window).
+        while (count > 0 && chosen[count - 1].ContinuesToolExchange)
+        {
+            count--;
+        }
+
+        // The splice wants oldest first.
         Array.Reverse(chosen, 0, count);
         return new ContextWindow(chosen, count);
     }

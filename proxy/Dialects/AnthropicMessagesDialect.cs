@@ -37,6 +37,68 @@ internal sealed class AnthropicMessagesDialect : Dialect
         _ => null,
     };
 
+    /// <summary>A user message whose content starts with a <c>tool_result</c> block (results must come first, answering the previous message's <c>tool_use</c>).</summary>
+    public override bool ContinuesToolExchange(ReadOnlySpan<byte> firstInputItem)
+    {
+        var reader = new Utf8JsonReader(firstInputItem);
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return false;
+            }
+
+            bool? user = null, result = null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("role"u8))
+                {
+                    reader.Read();
+                    user = reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("user"u8);
+                }
+                else if (reader.ValueTextEquals("content"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.StartArray)
+                    {
+                        // A string content is text only.
+                        return false;
+                    }
+
+                    var depth = reader.CurrentDepth;
+                    result = reader.Read() && reader.TokenType == JsonTokenType.StartObject
+                        && MoveToProperty(ref reader, "type"u8)
+                        && reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("tool_result"u8);
+                    if (result is false || user is not null)
+                    {
+                        return result.Value && user is true;
+                    }
+
+                    // The role follows the content: on to its end.
+                    while (!(reader.TokenType == JsonTokenType.EndArray && reader.CurrentDepth == depth) && reader.Read())
+                    {
+                    }
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+
+                if (user is not null && result is not null)
+                {
+                    return user.Value && result.Value;
+                }
+            }
+
+            return false;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
     // A request may carry at most 4 cache breakpoints: replayed history must bring none of its own.
     protected override void WriteInput(Utf8JsonWriter writer, ReadOnlySpan<byte> item, SplicePlan plan) =>
         AnthropicCacheControl.WriteWithout(writer, item);

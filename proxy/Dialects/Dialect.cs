@@ -39,6 +39,14 @@ internal abstract class Dialect
         response.WriteAnswer(writer);
     }
 
+    /// <summary>
+    /// Whether a turn whose first new input item is <paramref name="firstInputItem"/> continues a tool exchange: the item
+    /// is a tool result, whose call is in the turn before. A window never begins with such a turn (the provider rejects a
+    /// result without its call).
+    /// </summary>
+    /// <remarks>Asked once per turn when it is captured and stored with it, so the read path never parses messages for it.</remarks>
+    public abstract bool ContinuesToolExchange(ReadOnlySpan<byte> firstInputItem);
+
     /// <summary>Reads stored messages of this dialect (the elements of a stored turn's array) into the shared model.</summary>
     /// <remarks>Off the same-dialect path: only a turn read by another dialect is converted. What the model cannot carry is reported to <paramref name="drops"/>.</remarks>
     public abstract void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops);
@@ -49,6 +57,43 @@ internal abstract class Dialect
     /// <summary>Writes one new input item as stored: as the client sent it, unless the dialect must clean it.</summary>
     protected virtual void WriteInput(Utf8JsonWriter writer, ReadOnlySpan<byte> item, SplicePlan plan) =>
         writer.WriteRawValue(item, skipInputValidation: true);
+
+    /// <summary>
+    /// Moves a reader on an object's start to the value of its top-level property <paramref name="name"/>; false, the
+    /// reader on the object's end, when it has none.
+    /// </summary>
+    protected static bool MoveToProperty(ref Utf8JsonReader reader, ReadOnlySpan<byte> name)
+    {
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var found = reader.ValueTextEquals(name);
+            reader.Read();
+            if (found)
+            {
+                return true;
+            }
+
+            reader.Skip();
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether an item is an object whose top-level string property <paramref name="name"/> is <paramref name="value"/>.</summary>
+    protected static bool PropertyIs(ReadOnlySpan<byte> item, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    {
+        var reader = new Utf8JsonReader(item);
+        try
+        {
+            return reader.Read() && reader.TokenType == JsonTokenType.StartObject
+                && MoveToProperty(ref reader, name)
+                && reader.TokenType == JsonTokenType.String && reader.ValueTextEquals(value);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
 
     public bool Matches(HttpRequest request) =>
         HttpMethods.IsPost(request.Method)

@@ -23,6 +23,9 @@ internal sealed class OpenAIChatDialect : Dialect
         _ => null,
     };
 
+    // A "tool" message answers a call of the assistant message before it.
+    public override bool ContinuesToolExchange(ReadOnlySpan<byte> firstInputItem) => PropertyIs(firstInputItem, "role"u8, "tool"u8);
+
     public override void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops)
     {
         var reader = new Utf8JsonReader(messagesArray);

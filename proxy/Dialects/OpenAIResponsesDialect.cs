@@ -104,6 +104,31 @@ internal sealed class OpenAIResponsesDialect : Dialect
         _ => null,
     };
 
+    /// <summary>
+    /// An output for a call the model made in the turn before: <c>function_call_output</c>, or the output of another
+    /// client-run tool (<c>custom_tool_call_output</c>, <c>computer_call_output</c>, <c>local_shell_call_output</c>, …).
+    /// </summary>
+    public override bool ContinuesToolExchange(ReadOnlySpan<byte> firstInputItem)
+    {
+        var reader = new Utf8JsonReader(firstInputItem);
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject
+                || !MoveToProperty(ref reader, "type"u8) || reader.TokenType != JsonTokenType.String)
+            {
+                return false;
+            }
+
+            return reader.ValueIsEscaped
+                ? reader.GetString()!.EndsWith("_call_output", StringComparison.Ordinal)
+                : reader.ValueSpan.EndsWith("_call_output"u8);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
     // A plain-string input is stored as the user message it stands for.
     protected override void WriteInput(Utf8JsonWriter writer, ReadOnlySpan<byte> item, SplicePlan plan)
     {

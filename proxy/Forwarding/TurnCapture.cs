@@ -26,14 +26,20 @@ internal sealed class TurnCapture(TimeProvider time, ILogger<TurnCapture> logger
         }
 
         var id = TurnCodec.NewId();
+        var plan = exchange.Plan!;
+        var body = exchange.Body!.Span;
+
+        // A bare-string input (Responses) is a user message, never a tool result.
+        var continues = plan.Inputs.Count > 0 && !plan.InputIsText && exchange.Dialect!.ContinuesToolExchange(body[plan.Inputs[0]]);
         var payload = TurnCodec.Encode(
             id,
             time.GetUtcNow().ToUnixTimeMilliseconds(),
             exchange.DialectId,
-            EstimateTokens(exchange.Plan!.InputBytes, parser),
+            EstimateTokens(plan.InputBytes, parser),
             parser.Usage,
             exchange,
-            static (writer, state) => state.Dialect!.WriteTurnMessages(writer, state.Body!.Span, state.Plan!, state.Parser!));
+            static (writer, state) => state.Dialect!.WriteTurnMessages(writer, state.Body!.Span, state.Plan!, state.Parser!),
+            continues);
 
         if (!TurnCodec.TryRead(payload, out var view))
         {

@@ -30,13 +30,14 @@ internal sealed class Turn
 /// <summary>A stored element located but not decoded: its id, dialect, token estimate and the byte range of its messages.</summary>
 internal readonly struct StoredTurn
 {
-    public StoredTurn(ReadOnlyMemory<byte> payload, Range id, Range messages, int tokens, DialectId dialect)
+    public StoredTurn(ReadOnlyMemory<byte> payload, Range id, Range messages, int tokens, DialectId dialect, bool continuesToolExchange)
     {
         Payload = payload;
         IdRange = id;
         MessagesRange = messages;
         Tokens = tokens;
         Dialect = dialect;
+        ContinuesToolExchange = continuesToolExchange;
     }
 
     public ReadOnlyMemory<byte> Payload { get; }
@@ -50,6 +51,12 @@ internal readonly struct StoredTurn
 
     /// <summary>The API format the messages are written in.</summary>
     public DialectId Dialect { get; }
+
+    /// <summary>
+    /// The turn's first message is a tool result whose call is in the turn before: a window must not begin with it.
+    /// Decided when the turn was captured (<see cref="Dialects.Dialect.ContinuesToolExchange"/>).
+    /// </summary>
+    public bool ContinuesToolExchange { get; }
 
     public ReadOnlySpan<byte> Id => Payload.Span[IdRange];
 

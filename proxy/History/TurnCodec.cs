@@ -6,13 +6,14 @@ namespace Mnemo.Proxy.History;
 
 /// <summary>
 /// The stored form of a turn, one Redis list element:
-/// <c>{"id":"…","d":"dialect","tok":estimate,"ml":length,"messages":[…],"ts":unix-ms,"usage":{"input":…,"output":…,"cache_read":…,"cache_write":…}}</c>.
+/// <c>{"id":"…","d":"dialect","x":1,"tok":estimate,"ml":length,"messages":[…],"ts":unix-ms,"usage":{"input":…,"output":…,"cache_read":…,"cache_write":…}}</c>.
 /// Messages are kept in the dialect's own request format so they splice back into that dialect without conversion;
 /// the usage is normalised (<see cref="TokenUsage"/>), with -1 where the upstream reported nothing.
 /// </summary>
 /// <remarks>
-/// The read path locates twenty of these per request, so what it needs comes first: the id, the dialect, the token
-/// estimate and <c>ml</c>, the byte length of the messages array, which is then taken by offset instead of being tokenized.
+/// The read path locates twenty of these per request, so what it needs comes first: the id, the dialect, <c>x</c> (only
+/// when the turn continues a tool exchange, see <see cref="StoredTurn.ContinuesToolExchange"/>), the token estimate and
+/// <c>ml</c>, the byte length of the messages array, which is then taken by offset instead of being tokenized.
 /// </remarks>
 internal static class TurnCodec
 {
@@ -31,9 +32,19 @@ internal static class TurnCodec
 
     public static string NewId() => Guid.CreateVersion7().ToString("N");
 
-    /// <summary>Writes a turn element; <paramref name="writeMessages"/> writes the elements of the messages array.</summary>
+    /// <summary>
+    /// Writes a turn element; <paramref name="writeMessages"/> writes the elements of the messages array.
+    /// <paramref name="continuesToolExchange"/>: its first message is a tool result answering the turn before.
+    /// </summary>
     public static byte[] Encode<TState>(
-        string id, long timestampMs, DialectId dialect, int tokens, TokenUsage usage, TState state, Action<Utf8JsonWriter, TState> writeMessages)
+        string id,
+        long timestampMs,
+        DialectId dialect,
+        int tokens,
+        TokenUsage usage,
+        TState state,
+        Action<Utf8JsonWriter, TState> writeMessages,
+        bool continuesToolExchange = false)
     {
         var messages = t_messages ??= new PooledBuffer(4096);
         var element = t_element ??= new PooledBuffer(4096);
@@ -52,6 +63,12 @@ internal static class TurnCodec
             writer.WriteStartObject();
             writer.WriteString("id"u8, id);
             writer.WriteString("d"u8, dialect.Utf8Label());
+            if (continuesToolExchange)
+            {
+                // Absent, not 0, on most turns: elements written before the flag existed read the same way.
+                writer.WriteNumber("x"u8, 1);
+            }
+
             writer.WriteNumber("tok"u8, tokens);
             writer.WriteNumber("ml"u8, messages.Length);
             writer.WritePropertyName("messages"u8);
@@ -111,7 +128,7 @@ internal static class TurnCodec
             }
 
             Range id = default, messages = default;
-            bool hasId = false, hasMessages = false, hasDialect = false;
+            bool hasId = false, hasMessages = false, hasDialect = false, continues = false;
             var dialect = DialectId.Other;
             int tokens = 0, messagesLength = -1;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -136,6 +153,11 @@ internal static class TurnCodec
                     {
                         return false;
                     }
+                }
+                else if (reader.ValueTextEquals("x"u8))
+                {
+                    reader.Read();
+                    continues = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var x) && x != 0;
                 }
                 else if (reader.ValueTextEquals("tok"u8))
                 {
@@ -190,7 +212,7 @@ internal static class TurnCodec
                 return false;
             }
 
-            turn = new StoredTurn(payload, id, messages, tokens, dialect);
+            turn = new StoredTurn(payload, id, messages, tokens, dialect, continues);
             return true;
         }
         catch (JsonException)

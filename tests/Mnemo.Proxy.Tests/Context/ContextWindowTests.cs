@@ -1,5 +1,6 @@
 using Mnemo.Proxy.Context;
 using Mnemo.Proxy.History;
+using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
 using Mnemo.Proxy.Tests.Common;
 
@@ -52,7 +53,94 @@ public sealed class ContextWindowTests
         Assert.That(Mnemo.Proxy.Dialects.Splice.Length(10, new Mnemo.Proxy.Dialects.SplicePlan(), segments.AsSpan(0, count)), Is.EqualTo(10));
     }
 
+    [Test]
+    public void Choose_WindowWouldStartWithAToolResult_LeavesThatTurnOut()
+    {
+        // The conversation, MaxContextTurns=2: "question → tool call", "tool result → answer", "question 3 → answer", …
+        var call = Turn("q1");
+        var result = ToolResult("r2");
+        var third = Turn("q3");
+
+        Assert.That(Questions(ContextWindow.Choose([call.View, result.View], [], maxTurns: 2, maxTokens: 0)), Is.EqualTo(new[] { "q1", "r2" }),
+            "call and result together");
+        Assert.That(Questions(ContextWindow.Choose([call.View, result.View, third.View], [], maxTurns: 2, maxTokens: 0)), Is.EqualTo(new[] { "q3" }),
+            "the result without its call is left out, and the window is not widened to take the call back");
+        Assert.That(Questions(ContextWindow.Choose([call.View, result.View, third.View, Turn("q4").View], [], maxTurns: 2, maxTokens: 0)),
+            Is.EqualTo(new[] { "q3", "q4" }));
+    }
+
+    [Test]
+    public void Choose_CallTrimmedFromTheStore_LeavesItsResultOut()
+    {
+        StoredTurn[] window = [ToolResult("r2").View, Turn("q3").View];
+        Assert.That(Questions(ContextWindow.Choose(window, [], maxTurns: 20, maxTokens: 0)), Is.EqualTo(new[] { "q3" }));
+    }
+
+    [Test]
+    public void Choose_MultiStepToolLoop_LeavesOutEveryStepWhoseStartIsOut()
+    {
+        // q1 calls a tool, r2 and r3 answer with more calls, r4 with text.
+        StoredTurn[] window = [Turn("q0").View, Turn("q1").View, ToolResult("r2").View, ToolResult("r3").View, ToolResult("r4").View, Turn("q5").View];
+        Assert.That(Questions(ContextWindow.Choose(window, [], maxTurns: 4, maxTokens: 0)), Is.EqualTo(new[] { "q5" }));
+        Assert.That(Questions(ContextWindow.Choose(window, [], maxTurns: 5, maxTokens: 0)), Is.EqualTo(new[] { "q1", "r2", "r3", "r4", "q5" }));
+        Assert.That(Questions(ContextWindow.Choose(window, [], maxTurns: 6, maxTokens: 0)), Is.EqualTo(new[] { "q0", "q1", "r2", "r3", "r4", "q5" }));
+    }
+
+    [Test]
+    public void Choose_TokenBudgetCutsIntoAToolExchange_LeavesTheResultOut()
+    {
+        StoredTurn[] window = [Turn("q1", 10).View, ToolResult("r2", 10).View, Turn("q3", 10).View];
+        Assert.That(Questions(ContextWindow.Choose(window, [], maxTurns: 10, maxTokens: 25)), Is.EqualTo(new[] { "q3" }));
+        Assert.That(Questions(ContextWindow.Choose(window, [], maxTurns: 10, maxTokens: 30)), Is.EqualTo(new[] { "q1", "r2", "q3" }));
+    }
+
+    [Test]
+    public void Choose_EveryChosenTurnContinuesAnExchange_IsEmpty()
+    {
+        StoredTurn[] window = [Turn("q1").View, ToolResult("r2").View, ToolResult("r3").View];
+        var context = ContextWindow.Choose(window, [], maxTurns: 2, maxTokens: 0);
+        Assert.That(context.Count, Is.Zero);
+        var segments = context.Segments(new Mnemo.Proxy.Dialects.OpenAIChatDialect(), null!, out var count);
+        Assert.That(count, Is.Zero);
+        Assert.That(Mnemo.Proxy.Dialects.Splice.Length(10, new Mnemo.Proxy.Dialects.SplicePlan(), segments.AsSpan(0, count)), Is.EqualTo(10),
+            "the body is forwarded as sent");
+        context.Return(segments);
+    }
+
+    [Test]
+    public void Choose_PendingToolResult_KeptWithItsStoredCall_LeftOutWithout()
+    {
+        var call = Turn("q1");
+        var result = ToolResult("r2");
+        Assert.That(Questions(ContextWindow.Choose([call.View], [result], maxTurns: 2, maxTokens: 0)), Is.EqualTo(new[] { "q1", "r2" }));
+        Assert.That(Questions(ContextWindow.Choose([call.View], [result, Turn("q3")], maxTurns: 2, maxTokens: 0)), Is.EqualTo(new[] { "q3" }));
+        Assert.That(Questions(ContextWindow.Choose([], [call, result, Turn("q3")], maxTurns: 2, maxTokens: 0)), Is.EqualTo(new[] { "q3" }),
+            "the pending turns alone");
+        Assert.That(Questions(ContextWindow.Choose([call.View, result.View], [result], maxTurns: 1, maxTokens: 0)), Is.Empty,
+            "a pending turn already stored counts once, and still may not open the window");
+    }
+
     private static Turn Turn(string question, int tokens = 10) => Turns.Make(s_session, question, tokens: tokens);
+
+    /// <summary>A turn whose first message is a tool result (its content is what <see cref="Questions"/> reads).</summary>
+    private static Turn ToolResult(string result, int tokens = 10)
+    {
+        var id = TurnCodec.NewId();
+        var payload = TurnCodec.Encode(id, 1_700_000_000_000, DialectId.OpenAIChat, tokens, TokenUsage.Unknown, result, static (w, r) =>
+        {
+            w.WriteStartObject();
+            w.WriteString("role", "tool");
+            w.WriteString("tool_call_id", "call_1");
+            w.WriteString("content", r);
+            w.WriteEndObject();
+            w.WriteStartObject();
+            w.WriteString("role", "assistant");
+            w.WriteString("content", "ok");
+            w.WriteEndObject();
+        }, continuesToolExchange: true);
+        Assert.That(TurnCodec.TryRead(payload, out var view), Is.True);
+        return new Turn(s_session, id, payload, view);
+    }
 
     private static StoredTurn[] Window(params string[] questions) => questions.Select(q => Turn(q).View).ToArray();
 

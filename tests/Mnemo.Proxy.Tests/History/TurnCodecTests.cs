@@ -28,6 +28,40 @@ public sealed class TurnCodecTests
         Assert.That(turn.Tokens, Is.EqualTo(42));
         Assert.That(turn.Dialect, Is.EqualTo(DialectId.AnthropicMessages));
         Assert.That(Encoding.UTF8.GetString(turn.Messages.Span), Is.EqualTo("""{"role":"user","content":"a \"b\""},{"role":"assistant","content":"c"}"""));
+        Assert.That(turn.ContinuesToolExchange, Is.False);
+        Assert.That(document.RootElement.TryGetProperty("x", out _), Is.False, "written only when set");
+    }
+
+    [Test]
+    public void Encode_TurnContinuingAToolExchange_FlagsItBeforeTheMessages_AndReadsItBack()
+    {
+        var payload = TurnCodec.Encode("0123456789abcdef0123456789abcdef", 1_700_000_000_000, DialectId.OpenAIChat, 42, TokenUsage.Unknown, 0,
+            static (w, _) =>
+            {
+                w.WriteRawValue("""{"role":"tool","tool_call_id":"call_abc123","content":"Sunny"}""");
+                w.WriteRawValue("""{"role":"assistant","content":"It is sunny."}""");
+            },
+            continuesToolExchange: true);
+
+        var text = Encoding.UTF8.GetString(payload);
+        Assert.That(text, Does.StartWith("""{"id":"0123456789abcdef0123456789abcdef","d":"openai-chat","x":1,"tok":42,"ml":"""));
+        Assert.That(TurnCodec.TryRead(payload, out var turn), Is.True);
+        Assert.That(turn.ContinuesToolExchange, Is.True);
+        Assert.That(turn.Tokens, Is.EqualTo(42));
+        Assert.That(Encoding.UTF8.GetString(turn.Messages.Span), Does.StartWith("""{"role":"tool","""));
+    }
+
+    [TestCase("""{"id":"x1","d":"openai-chat","x":1,"tok":7,"messages":[{"role":"user","content":"q"}]}""", true)]
+    [TestCase("""{"messages":[{"role":"user","content":"q"}],"x":1,"tok":7,"id":"x1","d":"openai-chat"}""", true)]
+    [TestCase("""{"id":"x1","d":"openai-chat","tok":7,"ml":31,"messages":[{"role":"user","content":"q"}],"x":1}""", false)]
+    [TestCase("""{"id":"x1","d":"openai-chat","x":0,"tok":7,"messages":[{"role":"user","content":"q"}]}""", false)]
+    [TestCase("""{"id":"x1","d":"openai-chat","x":"yes","tok":7,"messages":[{"role":"user","content":"q"}]}""", false)]
+    [TestCase("""{"id":"x1","d":"openai-chat","tok":7,"messages":[{"role":"user","content":"q"}]}""", false)]
+    public void TryRead_ContinuationFlag_ReadWhereverTheParseReachesIt(string element, bool expected)
+    {
+        Assert.That(TurnCodec.TryRead(Encoding.UTF8.GetBytes(element), out var turn), Is.True);
+        Assert.That(turn.ContinuesToolExchange, Is.EqualTo(expected));
+        Assert.That(Encoding.UTF8.GetString(turn.Messages.Span), Is.EqualTo("""{"role":"user","content":"q"}"""));
     }
 
     [TestCase("""{"id":"x1","ts":1,"d":"openai-chat","tok":7,"usage":{"a":[1]},"messages":[{"role":"user","content":"q"}]}""")]
