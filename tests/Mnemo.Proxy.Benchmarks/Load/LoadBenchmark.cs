@@ -99,6 +99,17 @@ internal static class LoadBenchmark
         ("proxy-memory", "inject", "hit"),
     ];
 
+    /// <summary>
+    /// The delay mode's scenarios: proxy-strict is proxy-memory with X-Mnemo-Consistency: strict, its turn written
+    /// before the end of its response, so the write's round trip shows in the last byte and not in the first.
+    /// </summary>
+    private static readonly (string Scenario, string? Mode, string? Expect, string? Consistency)[] DelayScenarios =
+    [
+        ("proxy-off", "off", "off", null),
+        ("proxy-memory", "inject", "hit", null),
+        ("proxy-strict", "inject", "hit", "strict"),
+    ];
+
     private static async Task<Row> MeasureAsync(string scenario, RequestFactory factory, int concurrency, ProxyInstance? proxy, HttpClient client, BenchOptions options)
     {
         var label = $"{scenario} {(factory.Stream ? "stream" : "json")} c={concurrency}";
@@ -251,16 +262,24 @@ internal static class LoadBenchmark
         var pause = TimeSpan.FromMilliseconds(30);
         foreach (var (name, stream, upload) in new[] { ("json", false, TimeSpan.Zero), ("stream", true, TimeSpan.Zero), ("json, 30 ms upload", false, pause) })
         {
-            foreach (var (scenario, mode, expect) in Scenarios.Skip(1))
+            foreach (var (scenario, mode, expect, consistency) in DelayScenarios)
             {
-                var factory = new RequestFactory(proxy.Url, mode, stream, "delay", sessions: 1) { UploadPause = upload, ExpectMemory = expect };
+                if (consistency is not null && upload > TimeSpan.Zero)
+                {
+                    // Strict's write is at the end of the response; a slow upload moves only the start.
+                    continue;
+                }
+
+                var factory = new RequestFactory(proxy.Url, mode, stream, "delay", sessions: 1) { UploadPause = upload, ExpectMemory = expect, Consistency = consistency };
                 var before = await proxy.StagesAsync();
                 var row = await MeasureAsync(scenario, factory, 1, proxy, client, options with { Duration = options.DelayDuration });
                 var after = await proxy.StagesAsync();
                 double Mean(string stage) => after.TryGetValue(stage, out var a) && a.Count > before.GetValueOrDefault(stage).Count
                     ? 1000 * (a.Sum - before.GetValueOrDefault(stage).Sum) / (a.Count - before.GetValueOrDefault(stage).Count)
                     : double.NaN;
-                report.Delay.Add(row with { Variant = name, BodyReadMs = Mean("body_read"), HistoryReadMs = Mean("history_read"), WriteBackMs = Mean("writeback") });
+                // Strict rows in a list of their own: Delay keeps the rows (and count) it always had.
+                (consistency is null ? report.Delay : report.DelayStrict).Add(
+                    row with { Variant = name, BodyReadMs = Mean("body_read"), HistoryReadMs = Mean("history_read"), WriteBackMs = Mean("writeback") });
             }
         }
     }
@@ -437,6 +456,7 @@ internal sealed record BenchOptions
             {
                 "--duration" => options with { Duration = TimeSpan.FromSeconds(double.Parse(value, CultureInfo.InvariantCulture)) },
                 "--warmup" => options with { Warmup = TimeSpan.FromSeconds(double.Parse(value, CultureInfo.InvariantCulture)) },
+                "--delay-duration" => options with { DelayDuration = TimeSpan.FromSeconds(double.Parse(value, CultureInfo.InvariantCulture)) },
                 "--rounds" => options with { Rounds = int.Parse(value, CultureInfo.InvariantCulture) },
                 "--tokens" => options with { Tokens = int.Parse(value, CultureInfo.InvariantCulture) },
                 "--streams" => options with { Streams = int.Parse(value, CultureInfo.InvariantCulture) },

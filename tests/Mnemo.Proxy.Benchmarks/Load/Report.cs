@@ -47,6 +47,12 @@ internal sealed class Report
 
     public double DelayRttMs { get; set; }
 
+    /// <summary>Delay mode's proxy-strict rows (json and stream): proxy-memory with <c>X-Mnemo-Consistency: strict</c>.</summary>
+    public List<Row> DelayStrict { get; } = [];
+
+    /// <summary>What Strict adds over proxy-memory in the delay mode, per variant, in ms and in round trips of <see cref="DelayRttMs"/>.</summary>
+    public List<StrictCost> Strict => [.. DelayStrict.Select(StrictCostOf)];
+
     public double ReadRoundTripsPerRequest { get; set; }
 
     public double WriteRoundTripsPerRequest { get; set; }
@@ -96,6 +102,19 @@ internal sealed class Report
             var (o, m) = variant == "stream" ? (off.TtfbP50, memory.TtfbP50) : (off.P50, memory.P50);
             text.AppendLine(Invariant($"  {variant,-20} p50 {metric}: proxy-off {o,7:F2} ms, proxy-memory {m,7:F2} ms, memory adds {m - o,6:F2} ms = {(m - o) / DelayRttMs,4:F2} round trips"));
             text.AppendLine(Invariant($"  {"",-20} proxy-memory stage means: body_read {memory.BodyReadMs,6:F2} ms, history_read {memory.HistoryReadMs,6:F2} ms (started before the body), writeback {memory.WriteBackMs,6:F2} ms (after the response)"));
+        }
+
+        if (DelayStrict.Count > 0)
+        {
+            text.AppendLine("  Strict consistency (X-Mnemo-Consistency: strict) against proxy-memory, p50, same relay:");
+            foreach (var cost in Strict)
+            {
+                var memory = Delay.Single(d => d.Variant == cost.Variant && d.Scenario == "proxy-memory");
+                var strict = DelayStrict.Single(d => d.Variant == cost.Variant);
+                text.AppendLine(Invariant($"  {cost.Variant,-20} first byte: proxy-memory {memory.TtfbP50,7:F2} ms, proxy-strict {strict.TtfbP50,7:F2} ms, strict adds {cost.TtfbAddedMs,6:F2} ms = {cost.TtfbAddedRoundTrips,5:F2} round trips{(strict.Stream ? "" : " (a short JSON body is one read, held whole: its first byte is its last)")}"));
+                text.AppendLine(Invariant($"  {"",-20} last byte:  proxy-memory {memory.P50,7:F2} ms, proxy-strict {strict.P50,7:F2} ms, strict adds {cost.LatencyAddedMs,6:F2} ms = {cost.LatencyAddedRoundTrips,5:F2} round trips"));
+                text.AppendLine(Invariant($"  {"",-20} proxy-strict writeback mean {cost.WriteBackMs,6:F2} ms = {cost.WriteBackRoundTrips,4:F2} round trips (before the response ends)"));
+            }
         }
 
         text.AppendLine();
@@ -172,6 +191,13 @@ internal sealed class Report
         return targets;
     }
 
+    private StrictCost StrictCostOf(Row strict)
+    {
+        var memory = Delay.Single(d => d.Variant == strict.Variant && d.Scenario == "proxy-memory");
+        double ttfb = strict.TtfbP50 - memory.TtfbP50, latency = strict.P50 - memory.P50;
+        return new StrictCost(strict.Variant ?? "", ttfb, ttfb / DelayRttMs, latency, latency / DelayRttMs, strict.WriteBackMs ?? double.NaN, (strict.WriteBackMs ?? double.NaN) / DelayRttMs);
+    }
+
     private static (Row Direct, Row Off, Row Memory) Three(List<Row> rows, bool stream, int concurrency)
     {
         Row Pick(string scenario) => rows.Single(r => r.Scenario == scenario && r.Stream == stream && r.Concurrency == concurrency);
@@ -198,6 +224,9 @@ internal sealed class Report
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }
+
+/// <summary>Strict's cost over proxy-memory in one delay-mode variant: p50 differences in ms and in Redis round trips.</summary>
+internal sealed record StrictCost(string Variant, double TtfbAddedMs, double TtfbAddedRoundTrips, double LatencyAddedMs, double LatencyAddedRoundTrips, double WriteBackMs, double WriteBackRoundTrips);
 
 /// <summary>One of the issue's performance targets and whether this run met it.</summary>
 internal sealed record Target(string Name, bool Met, string Detail);

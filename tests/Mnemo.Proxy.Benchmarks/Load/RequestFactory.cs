@@ -36,6 +36,9 @@ internal sealed class RequestFactory
     /// <summary>Each request opens a new session instead of cycling through <see cref="Sessions"/>.</summary>
     public bool SessionPerRequest { get; init; }
 
+    /// <summary>The X-Mnemo-Consistency value to send ("replica" or "strict"), or null for the proxy's default.</summary>
+    public string? Consistency { get; init; }
+
     /// <summary>The X-Mnemo-Memory value every response must carry, or null.</summary>
     public string? ExpectMemory { get; init; }
 
@@ -53,6 +56,11 @@ internal sealed class RequestFactory
         if (_mode is not null)
         {
             request.Headers.Add("X-Mnemo-Mode", _mode);
+        }
+
+        if (Consistency is not null)
+        {
+            request.Headers.Add("X-Mnemo-Consistency", Consistency);
         }
 
         if (Tokens is { } tokens)
