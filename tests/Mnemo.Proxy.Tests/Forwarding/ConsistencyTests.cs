@@ -34,14 +34,17 @@ public sealed class ConsistencyTests : FunctionalTest
                     $"--Kestrel:Endpoints:Management:Url=http://127.0.0.1:{managementPort}",
                 ],
                 new Dictionary<string, string?> { ["ConnectionStrings__Redis"] = null });
+            // Two clients, two connections, as two curl commands or an SDK's connection pool would use: Kestrel reads a
+            // connection's next request only once the last one's pipeline has returned, which would hide the race.
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{proxyPort}") };
+            using var other = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{proxyPort}") };
             using var management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{managementPort}") };
             await process.WaitReadyAsync(management, TimeSpan.FromSeconds(30));
 
             // No pause: the next request leaves the moment the first answer has been read, as an agent loop's does.
             using var first = await client.SendAsync(ProxyHost.Chat(UserTurn($"My name is Ada ({attempt}).", stream), session: "cold"));
             await first.Content.ReadAsByteArrayAsync();
-            using var second = await client.SendAsync(ProxyHost.Chat(UserTurn("What is my name?", stream), session: "cold"));
+            using var second = await other.SendAsync(ProxyHost.Chat(UserTurn("What is my name?", stream), session: "cold"));
             await second.Content.ReadAsByteArrayAsync();
 
             Assert.That(second.StatusCode, Is.EqualTo(HttpStatusCode.OK));
