@@ -20,7 +20,8 @@ internal static class AnthropicCacheControl
     public static void WriteWithout(Utf8JsonWriter writer, ReadOnlySpan<byte> message)
     {
         var cuts = new Cuts();
-        var reader = new Utf8JsonReader(message);
+        // The depth the request was accepted with: a message that parsed there must copy here.
+        var reader = new Utf8JsonReader(message, new JsonReaderOptions { MaxDepth = 128 });
         reader.Read();
         if (reader.TokenType == JsonTokenType.StartObject)
         {

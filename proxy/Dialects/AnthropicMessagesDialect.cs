@@ -296,6 +296,10 @@ internal sealed class AnthropicMessagesDialect : Dialect
                 // Empty text blocks are rejected.
                 case TextPart text when text.Text.Length == 0:
                     break;
+                case ToolResultPart { CallId: null }:
+                    // No call to pair it with: a tool_result for an unknown tool_use fails the whole request.
+                    drops.Dropped(DropKind.Other);
+                    break;
                 case TextPart:
                 case ToolCallPart when assistant:
                 case ToolResultPart when !assistant:

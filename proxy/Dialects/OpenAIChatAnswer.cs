@@ -66,7 +66,12 @@ internal sealed class OpenAIChatAnswer : IDisposable
         writer.WriteStartObject();
         writer.WriteString("role"u8, "assistant"u8);
         writer.WritePropertyName("content"u8);
-        if (_content is null)
+        if (_content is null && _rawToolCalls is null && _toolCalls is not { Count: > 0 })
+        {
+            // Chat Completions refuses an assistant message with null content and no tool calls.
+            writer.WriteStringValue(""u8);
+        }
+        else if (_content is null)
         {
             writer.WriteNullValue();
         }

@@ -88,8 +88,9 @@ internal sealed class OpenAIResponsesDialect : Dialect
                 : found ? ParseResult.Splice
                 : ParseResult.Invalid("The request body has no 'input'.");
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a string escape that is not valid UTF-16 (a lone surrogate).
             return ParseResult.Invalid("The request body is not valid JSON.");
         }
     }

@@ -82,9 +82,9 @@ internal sealed class ExchangeTelemetry(MnemoMetrics metrics)
         return Outcome.Completed;
     }
 
-    /// <summary>YARP stopped because the client went away (mid-request or mid-response).</summary>
-    public static bool ClientLeft(Exchange exchange) =>
-        exchange.Context.Features.Get<IForwarderErrorFeature>()?.Error is { } error and not ForwarderError.None && IsClientSide(error);
+    /// <summary>YARP reported an error: the client went away, or the upstream broke, mid-request or mid-response.</summary>
+    public static bool Failed(Exchange exchange) =>
+        exchange.Context.Features.Get<IForwarderErrorFeature>()?.Error is { } error and not ForwarderError.None;
 
     private static bool IsClientSide(ForwarderError error) => error is
         ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled or ForwarderError.RequestBodyClient

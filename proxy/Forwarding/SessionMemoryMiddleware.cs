@@ -286,9 +286,10 @@ internal sealed class SessionMemoryMiddleware
         {
             if (exchange.Turn is { } turn && exchange.DurableWrite is not Task<bool> { IsCompletedSuccessfully: true, Result: true })
             {
-                if (ExchangeTelemetry.ClientLeft(exchange))
+                if (ExchangeTelemetry.Failed(exchange))
                 {
-                    // The client left before the end of the answer reached it: the turn was never its.
+                    // The client left, or the upstream broke, before the end of the answer reached the client: the turn
+                    // was never its. (A Strict turn already written stays: its answer was complete at the upstream.)
                     _queue.Pending.Remove(turn);
                 }
                 else

@@ -25,6 +25,21 @@ internal sealed class TurnCapture(TimeProvider time, ILogger<TurnCapture> logger
             return null;
         }
 
+        // Called from the tee, before the answer's last bytes go on: whatever goes wrong in here, the answer still
+        // reaches the client; it is just not stored.
+        try
+        {
+            return Encode(exchange, parser);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Log.AnswerNotRecorded(logger, exchange.DialectId.Label(), "the turn could not be encoded (" + ex.GetType().Name + ")");
+            return null;
+        }
+    }
+
+    private Turn? Encode(Exchange exchange, ResponseParser parser)
+    {
         var id = TurnCodec.NewId();
         var plan = exchange.Plan!;
         var body = exchange.Body!.Span;

@@ -431,6 +431,21 @@ public sealed class AnthropicMessagesDialectTests
     }
 
     [Test]
+    public void WriteMessages_AToolResultWithNoCallToPairWith_IsLeftOutAndCounted()
+    {
+        var drops = new Drops();
+        var messages = new List<ChatMessage>
+        {
+            new ChatMessage(ChatRole.User).Add(new ToolResultPart(null, null, "orphan", false)).Add(new TextPart("And now?")),
+        };
+
+        var written = Write(messages, drops);
+
+        Assert.That(written, Does.Not.Contain("tool_result").And.Contain("And now?"));
+        Assert.That(drops.Kinds, Is.EqualTo(new[] { DropKind.Other }));
+    }
+
+    [Test]
     public void WriteMessages_WhatTheApiCannotTake_IsReported()
     {
         var drops = new Drops();

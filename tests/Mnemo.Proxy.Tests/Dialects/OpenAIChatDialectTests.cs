@@ -148,6 +148,16 @@ public sealed class OpenAIChatDialectTests
     }
 
     [Test]
+    public void JsonParser_AnswerWithNeitherTextNorCalls_ReplaysWithEmptyContent()
+    {
+        // Chat Completions refuses {"role":"assistant","content":null} without tool_calls: the session would fail for good.
+        var body = """{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":null},"finish_reason":"length"}]}"""u8.ToArray();
+        using var parser = Parse("application/json", body);
+        Assert.That(parser.Completed, Is.True);
+        Assert.That(Answer(parser), Is.EqualTo("""{"role":"assistant","content":""}"""));
+    }
+
+    [Test]
     public void JsonParser_ErrorBody_IsNotRecordable()
     {
         using var parser = Parse("application/json", File.ReadAllBytes(FakeUpstream.FixturePath("OpenAIChat", "error-500.json")));
