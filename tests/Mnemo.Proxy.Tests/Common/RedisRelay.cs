@@ -18,6 +18,7 @@ public sealed class RedisRelay : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _tasks = [];
     private readonly List<RoundTrip> _roundTrips = [];
+    private int _epoch;
     private readonly Task _accept;
 
     private RedisRelay(int targetPort, TimeSpan delay)
@@ -63,11 +64,16 @@ public sealed class RedisRelay : IAsyncDisposable
     public IReadOnlyList<RoundTrip> DataRoundTrips =>
         RoundTrips.Where(r => !r.Commands.All(c => c is "PING" or "ECHO")).ToList();
 
+    /// <summary>
+    /// Forgets what was counted. A command sent after this starts a round trip of its own even when it is pipelined behind
+    /// one still awaiting its reply (a heartbeat PING, say), so no command after the reset is hidden in a forgotten one.
+    /// </summary>
     public void Reset()
     {
         lock (_roundTrips)
         {
             _roundTrips.Clear();
+            _epoch++;
         }
     }
 
@@ -195,6 +201,7 @@ public sealed class RedisRelay : IAsyncDisposable
         private readonly List<byte> _fromServer = [];
         private int _outstanding;
         private RoundTrip? _current;
+        private int _currentEpoch;
 
         public void FromClient(ReadOnlyMemory<byte> data)
         {
@@ -208,9 +215,10 @@ public sealed class RedisRelay : IAsyncDisposable
                 parts.Clear();
                 lock (relay._roundTrips)
                 {
-                    if (Volatile.Read(ref _outstanding) <= 0 || _current is null)
+                    if (Volatile.Read(ref _outstanding) <= 0 || _current is null || _currentEpoch != relay._epoch)
                     {
                         _current = new RoundTrip(Stopwatch.GetTimestamp());
+                        _currentEpoch = relay._epoch;
                         relay._roundTrips.Add(_current);
                     }
 
