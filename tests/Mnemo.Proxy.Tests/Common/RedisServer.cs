@@ -9,13 +9,17 @@ namespace Mnemo.Proxy.Tests.Common;
 public sealed class RedisServer : IAsyncDisposable
 {
     private readonly string _directory;
+    private readonly string _executable;
+    private readonly string[] _arguments;
     private Process? _process;
     private ConnectionMultiplexer? _client;
 
-    private RedisServer(int port)
+    private RedisServer(int port, string executable = "redis-server", Func<string, IEnumerable<string>>? arguments = null)
     {
         Port = port;
+        _executable = executable;
         _directory = Directory.CreateTempSubdirectory("mnemo-redis-").FullName;
+        _arguments = arguments is null ? [] : [.. arguments(_directory)];
     }
 
     public int Port { get; }
@@ -36,21 +40,42 @@ public sealed class RedisServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>
+    /// A server with more arguments (a cluster node) or another executable (<c>redis-sentinel</c>, whose config file must
+    /// be its first argument). <paramref name="arguments"/> is given the server's own directory; what it returns goes
+    /// before the common arguments.
+    /// </summary>
+    internal static async Task<RedisServer> StartAsync(int port, string executable, Func<string, IEnumerable<string>> arguments)
+    {
+        var server = new RedisServer(port, executable, arguments);
+        try
+        {
+            await server.StartAsync(CancellationToken.None);
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+
+        return server;
+    }
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var executable = Which("redis-server")
-            ?? throw new InvalidOperationException("redis-server is not on PATH; run the test command (tests/run.sh), which installs it.");
+        var executable = Which(_executable)
+            ?? throw new InvalidOperationException($"{_executable} is not on PATH; run the test command (tests/run.sh), which installs it.");
         var info = new ProcessStartInfo(executable)
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var arg in new[]
-        {
+        foreach (var arg in _arguments.Concat(
+        [
             "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", _directory, "--loglevel", "warning",
-        })
+        ]))
         {
             info.ArgumentList.Add(arg);
         }
@@ -66,7 +91,7 @@ public sealed class RedisServer : IAsyncDisposable
         {
             if (_process.HasExited || DateTime.UtcNow > deadline)
             {
-                throw new InvalidOperationException($"redis-server on port {Port} did not answer PING.");
+                throw new InvalidOperationException($"{_executable} on port {Port} did not answer PING.");
             }
 
             await Task.Delay(20, cancellationToken);
