@@ -6,13 +6,24 @@ namespace Mnemo.Proxy.Dialects;
 /// <remarks>Shared by the dialects whose history is one array of <c>{"role":…}</c> objects (OpenAI Chat, Anthropic Messages, Ollama).</remarks>
 internal static class JsonMessages
 {
-    private enum Role
+    /// <summary>What an item of a history array is, for the splice point and the inputs.</summary>
+    public enum ItemKind
     {
+        /// <summary>A message without a usable role: the request is rejected.</summary>
         Missing,
+
+        /// <summary>A system or developer message: history goes after the leading ones.</summary>
         System,
-        Assistant,
-        Other,
+
+        /// <summary>What the model produced (an assistant message, a call): a full-history client resent it.</summary>
+        Output,
+
+        /// <summary>Anything else: the new input of this turn.</summary>
+        Input,
     }
+
+    /// <summary>Reads one item (the reader on its start object, left on its end) and says what it is.</summary>
+    public delegate ItemKind ItemClassifier(ref Utf8JsonReader reader);
 
     /// <summary>What else of the request's top level a dialect needs besides the messages array.</summary>
     public delegate ParseResult? PropertyReader(ref Utf8JsonReader reader, SplicePlan plan);
@@ -53,7 +64,7 @@ internal static class JsonMessages
                         return ParseResult.Invalid($"{displayName} must be an array.");
                     }
 
-                    var error = ParseArray(ref reader, displayName, fullHistory, plan);
+                    var error = ParseItems(ref reader, displayName, fullHistory, plan, ReadRole);
                     if (error is not null)
                     {
                         return ParseResult.Invalid(error);
@@ -89,35 +100,44 @@ internal static class JsonMessages
         }
     }
 
-    private static string? ParseArray(ref Utf8JsonReader reader, string displayName, bool fullHistory, SplicePlan plan)
+    /// <summary>
+    /// Reads the items of a history array (the reader on its start, left on its end), sets the splice point after the
+    /// leading system items (or first) and the inputs: the non-system items, or with <paramref name="fullHistory"/>
+    /// those after the last output. Returns the first problem found, reading on to the end of the array either way.
+    /// </summary>
+    public static string? ParseItems(ref Utf8JsonReader reader, string displayName, bool fullHistory, SplicePlan plan, ItemClassifier classify)
     {
         var arrayStart = (int)reader.TokenStartIndex;
         var leadingSystemEnd = -1;
         var leading = true;
         var count = 0;
+        string? error = null;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             if (reader.TokenType != JsonTokenType.StartObject)
             {
-                return $"Each entry of {displayName} must be an object.";
+                error ??= $"Each entry of {displayName} must be an object.";
+                reader.Skip();
+                continue;
             }
 
             var start = (int)reader.TokenStartIndex;
-            var role = ReadRole(ref reader);
+            var kind = classify(ref reader);
             var end = (int)reader.TokenStartIndex + 1;
             count++;
-            switch (role)
+            switch (kind)
             {
-                case Role.Missing:
-                    return $"Each entry of {displayName} needs a string 'role'.";
-                case Role.System:
+                case ItemKind.Missing:
+                    error ??= $"Each entry of {displayName} needs a string 'role'.";
+                    continue;
+                case ItemKind.System:
                     if (leading)
                     {
                         leadingSystemEnd = end;
                     }
 
                     continue;
-                case Role.Assistant when fullHistory:
+                case ItemKind.Output when fullHistory:
                     leading = false;
                     plan.ClearInputs();
                     continue;
@@ -136,21 +156,21 @@ internal static class JsonMessages
             plan.InsertAt(arrayStart + 1, commaBefore: false, commaAfter: count > 0);
         }
 
-        return null;
+        return error;
     }
 
-    private static Role ReadRole(ref Utf8JsonReader reader)
+    private static ItemKind ReadRole(ref Utf8JsonReader reader)
     {
-        var role = Role.Missing;
+        var role = ItemKind.Missing;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             var isRole = reader.ValueTextEquals("role"u8);
             reader.Read();
             if (isRole && reader.TokenType == JsonTokenType.String)
             {
-                role = reader.ValueTextEquals("system"u8) || reader.ValueTextEquals("developer"u8) ? Role.System
-                    : reader.ValueTextEquals("assistant"u8) ? Role.Assistant
-                    : Role.Other;
+                role = reader.ValueTextEquals("system"u8) || reader.ValueTextEquals("developer"u8) ? ItemKind.System
+                    : reader.ValueTextEquals("assistant"u8) ? ItemKind.Output
+                    : ItemKind.Input;
             }
             else
             {

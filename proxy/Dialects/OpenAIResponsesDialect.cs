@@ -10,13 +10,6 @@ internal sealed class OpenAIResponsesDialect : Dialect
     private static readonly byte[] s_open = "["u8.ToArray();
     private static readonly byte[] s_textOpen = ",{\"role\":\"user\",\"content\":"u8.ToArray();
 
-    private enum ItemKind
-    {
-        Input,
-        System,
-        Output,
-    }
-
     public override DialectId Id => DialectId.OpenAIResponses;
 
     public override string PathSuffix => "/responses";
@@ -287,63 +280,11 @@ internal sealed class OpenAIResponsesDialect : Dialect
                 plan.AddInput(new Range(start, end), end - start);
                 return null;
             case JsonTokenType.StartArray:
-                return ReadItems(ref reader, fullHistory, plan);
+                return JsonMessages.ParseItems(ref reader, "'input'", fullHistory, plan, ReadItemKind);
             default:
                 reader.Skip();
                 return "'input' must be a string or an array.";
         }
-    }
-
-    private static string? ReadItems(ref Utf8JsonReader reader, bool fullHistory, SplicePlan plan)
-    {
-        var arrayStart = (int)reader.TokenStartIndex;
-        var leadingSystemEnd = -1;
-        var leading = true;
-        var count = 0;
-        string? error = null;
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-        {
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                // Read on to the end of the array, so a later previous_response_id can still make the request pass through.
-                error ??= "Each item of 'input' must be an object.";
-                reader.Skip();
-                continue;
-            }
-
-            var start = (int)reader.TokenStartIndex;
-            var kind = ReadItemKind(ref reader);
-            var end = (int)reader.TokenStartIndex + 1;
-            count++;
-            switch (kind)
-            {
-                case ItemKind.System:
-                    if (leading)
-                    {
-                        leadingSystemEnd = end;
-                    }
-
-                    continue;
-                case ItemKind.Output when fullHistory:
-                    leading = false;
-                    plan.ClearInputs();
-                    continue;
-            }
-
-            leading = false;
-            plan.AddInput(new Range(start, end), end - start);
-        }
-
-        if (leadingSystemEnd >= 0)
-        {
-            plan.InsertAt(leadingSystemEnd, commaBefore: true, commaAfter: false);
-        }
-        else
-        {
-            plan.InsertAt(arrayStart + 1, commaBefore: false, commaAfter: count > 0);
-        }
-
-        return error;
     }
 
     /// <summary>
@@ -351,9 +292,9 @@ internal sealed class OpenAIResponsesDialect : Dialect
     /// reasoning, function and hosted tool calls) mark what a full-history client resent; items without a role
     /// (<c>function_call_output</c>, <c>item_reference</c>, …) are inputs like a user message.
     /// </summary>
-    private static ItemKind ReadItemKind(ref Utf8JsonReader reader)
+    private static JsonMessages.ItemKind ReadItemKind(ref Utf8JsonReader reader)
     {
-        var kind = ItemKind.Input;
+        var kind = JsonMessages.ItemKind.Input;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             var isRole = reader.ValueTextEquals("role"u8);
@@ -367,16 +308,16 @@ internal sealed class OpenAIResponsesDialect : Dialect
             {
                 if (reader.ValueTextEquals("system"u8) || reader.ValueTextEquals("developer"u8))
                 {
-                    kind = ItemKind.System;
+                    kind = JsonMessages.ItemKind.System;
                 }
                 else if (reader.ValueTextEquals("assistant"u8))
                 {
-                    kind = ItemKind.Output;
+                    kind = JsonMessages.ItemKind.Output;
                 }
             }
             else if (isType && IsOutputType(ref reader))
             {
-                kind = ItemKind.Output;
+                kind = JsonMessages.ItemKind.Output;
             }
         }
 
