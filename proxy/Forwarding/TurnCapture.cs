@@ -1,18 +1,20 @@
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
-using Yarp.ReverseProxy.Forwarder;
 
 namespace Mnemo.Proxy.Forwarding;
 
 /// <summary>Makes the stored turn of a completed exchange: the request's new inputs and the parsed answer, in the dialect's own format.</summary>
 internal sealed class TurnCapture(TimeProvider time, ILogger<TurnCapture> logger)
 {
-    /// <summary>The turn to store, or null (logged with a fixed reason) when the answer failed, was cut or could not be read.</summary>
+    /// <summary>
+    /// The turn to store, or null (logged with a fixed reason) when the answer failed, was cut or could not be read.
+    /// Called by the tee when the answer's last event has been read; a response that fails after that is undone by the
+    /// middleware when it completes.
+    /// </summary>
     public Turn? Capture(Exchange exchange)
     {
-        if (exchange.Context.Features.Get<IForwarderErrorFeature>() is not null
-            || exchange.UpstreamStatus is < 200 or > 299)
+        if (exchange.UpstreamStatus is < 200 or > 299)
         {
             return null;
         }
