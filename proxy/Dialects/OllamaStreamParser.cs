@@ -86,12 +86,12 @@ internal readonly record struct OllamaLine(bool Done, bool Error, bool NotAnAnsw
             else if (reader.ValueTextEquals("prompt_eval_count"u8))
             {
                 reader.Read();
-                input = Count(ref reader);
+                input = ResponseParser.Count(ref reader);
             }
             else if (reader.ValueTextEquals("eval_count"u8))
             {
                 reader.Read();
-                output = Count(ref reader);
+                output = ResponseParser.Count(ref reader);
             }
             else if (reader.ValueTextEquals("error"u8))
             {
@@ -107,16 +107,5 @@ internal readonly record struct OllamaLine(bool Done, bool Error, bool NotAnAnsw
         }
 
         return new OllamaLine(done, error, notAnAnswer, new TokenUsage(input, output, -1, -1));
-    }
-
-    private static long Count(ref Utf8JsonReader reader)
-    {
-        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var value))
-        {
-            return value;
-        }
-
-        reader.Skip();
-        return -1;
     }
 }

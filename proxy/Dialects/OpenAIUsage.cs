@@ -21,12 +21,12 @@ internal static class OpenAIUsage
             if (reader.ValueTextEquals("prompt_tokens"u8) || reader.ValueTextEquals("input_tokens"u8))
             {
                 reader.Read();
-                input = Number(ref reader);
+                input = ResponseParser.Count(ref reader);
             }
             else if (reader.ValueTextEquals("completion_tokens"u8) || reader.ValueTextEquals("output_tokens"u8))
             {
                 reader.Read();
-                output = Number(ref reader);
+                output = ResponseParser.Count(ref reader);
             }
             else if (reader.ValueTextEquals("prompt_tokens_details"u8) || reader.ValueTextEquals("input_tokens_details"u8))
             {
@@ -43,7 +43,7 @@ internal static class OpenAIUsage
                     reader.Read();
                     if (isCached)
                     {
-                        cached = Number(ref reader);
+                        cached = ResponseParser.Count(ref reader);
                     }
                     else
                     {
@@ -59,16 +59,5 @@ internal static class OpenAIUsage
         }
 
         return new TokenUsage(input, output, cached, -1);
-    }
-
-    private static long Number(ref Utf8JsonReader reader)
-    {
-        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var value))
-        {
-            return value;
-        }
-
-        reader.Skip();
-        return -1;
     }
 }

@@ -118,8 +118,8 @@ internal abstract class ResponseParser : IDisposable
     {
     }
 
-    /// <summary>Reads a whole-number property value (the reader on its value); -1 for anything else.</summary>
-    protected static long Count(ref Utf8JsonReader reader)
+    /// <summary>Reads a token count (the reader on the value): a whole number, or -1 for anything else, which is skipped.</summary>
+    internal static long Count(ref Utf8JsonReader reader)
     {
         if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var value))
         {
