@@ -8,6 +8,12 @@ public sealed record SessionIdOptions
 
     /// <summary>Request header carrying the session id. A request without it is proxied without memory.</summary>
     public string Header { get; init; } = "X-Session-Id";
+
+    /// <summary>
+    /// Whether the session header goes on to the upstream. Off by default: session ids are often user ids, and the
+    /// provider has no use for them.
+    /// </summary>
+    public bool Forward { get; init; }
 }
 
 /// <summary>How requests are separated into tenants (<c>Mnemo:Tenancy</c>).</summary>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Options;
@@ -10,7 +11,7 @@ namespace Mnemo.Proxy.Sessions;
 /// <summary>Turns request headers into a <see cref="SessionKey"/>, or says why it cannot.</summary>
 internal sealed class SessionResolver
 {
-    /// <summary>Tenant used when tenancy is off, or when no API key was sent in ApiKey mode.</summary>
+    /// <summary>Tenant used when tenancy is off.</summary>
     public const string SharedTenant = "_";
 
     private const int TenantHashBytes = 16;
@@ -35,6 +36,16 @@ internal sealed class SessionResolver
     }
 
     public string SessionHeader => _sessionHeader;
+
+    private const string MissingKeyMessage =
+        "This proxy keeps session memory per API key (Mnemo:Tenancy:Mode=ApiKey) and the request carries none. Send the " +
+        "API key, or, in front of a keyless backend, set Mnemo:Tenancy:Mode to Header (a trusted gateway names the " +
+        "tenant) or None (one shared tenant).";
+
+    private const string AmbiguousKeyMessage =
+        "The request carries more than one API key (Authorization, x-api-key, api-key): send exactly one.";
+
+    private static readonly string[] s_keyHeaders = [HeaderNames.Authorization, "x-api-key", "api-key"];
 
     public SessionResolution Resolve(HttpRequest request)
     {
@@ -71,25 +82,68 @@ internal sealed class SessionResolver
                 tenant = tenantValues[0]!;
                 break;
             default:
-                tenant = TenantFromApiKey(request.Headers);
+                switch (TenantFromApiKey(request.Headers, out tenant))
+                {
+                    case CredentialStatus.Missing:
+                        return SessionResolution.Refused(StatusCodes.Status401Unauthorized, "missing_api_key", MissingKeyMessage);
+                    case CredentialStatus.Ambiguous:
+                        return SessionResolution.Invalid("ambiguous_credentials", AmbiguousKeyMessage);
+                }
+
                 break;
         }
 
         return SessionResolution.Resolved(new SessionKey(tenant, values[0]!));
     }
 
-    /// <summary>A one-way hash of the caller's credential, so keys in Redis never contain a secret.</summary>
-    internal static string TenantFromApiKey(IHeaderDictionary headers)
+    /// <summary>
+    /// A one-way hash of the caller's credential, so keys in Redis never contain a secret. The credential is the one
+    /// API key the request carries, in any of <c>Authorization</c> (bearer or not), <c>x-api-key</c> (Anthropic) or
+    /// <c>api-key</c> (Azure OpenAI); the same key in several of them is one key.
+    /// </summary>
+    internal static CredentialStatus TenantFromApiKey(IHeaderDictionary headers, out string tenant)
     {
-        var credential = Credential(headers[HeaderNames.Authorization]);
-        if (credential.IsEmpty)
+        tenant = SharedTenant;
+        ReadOnlySpan<char> credential = default;
+        foreach (var name in s_keyHeaders)
         {
-            credential = Credential(headers["x-api-key"]);
+            var values = headers[name];
+            if (values.Count == 0)
+            {
+                continue;
+            }
+
+            // A repeated header, or a value that is a list, names more than one key: which one the upstream bills is
+            // its choice, so no tenant can be derived from it safely.
+            if (values.Count != 1)
+            {
+                return CredentialStatus.Ambiguous;
+            }
+
+            var value = Credential(values[0]);
+            if (value.IsEmpty)
+            {
+                continue;
+            }
+
+            if (value.Contains(','))
+            {
+                return CredentialStatus.Ambiguous;
+            }
+
+            if (credential.IsEmpty)
+            {
+                credential = value;
+            }
+            else if (!CryptographicOperations.FixedTimeEquals(MemoryMarshal.AsBytes(credential), MemoryMarshal.AsBytes(value)))
+            {
+                return CredentialStatus.Ambiguous;
+            }
         }
 
         if (credential.IsEmpty)
         {
-            return SharedTenant;
+            return CredentialStatus.Missing;
         }
 
         var max = Encoding.UTF8.GetMaxByteCount(credential.Length);
@@ -100,7 +154,8 @@ internal sealed class SessionResolver
             var written = Encoding.UTF8.GetBytes(credential, bytes);
             Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
             SHA256.HashData(bytes[..written], hash);
-            return Convert.ToHexStringLower(hash[..TenantHashBytes]);
+            tenant = Convert.ToHexStringLower(hash[..TenantHashBytes]);
+            return CredentialStatus.Found;
         }
         finally
         {
@@ -116,29 +171,35 @@ internal sealed class SessionResolver
         }
     }
 
-    private static ReadOnlySpan<char> Credential(StringValues values)
+    private static ReadOnlySpan<char> Credential(string? header)
     {
-        if (values.Count != 1)
+        var value = header.AsSpan().Trim();
+        if (value.StartsWith("Bearer", StringComparison.OrdinalIgnoreCase) && (value.Length == 6 || char.IsWhiteSpace(value[6])))
         {
-            return default;
-        }
-
-        var value = values[0].AsSpan().Trim();
-        if (value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-        {
-            value = value[7..].Trim();
+            value = value[6..].Trim();
         }
 
         return value;
     }
 }
 
+/// <summary>What a request's API-key headers say about its identity.</summary>
+internal enum CredentialStatus
+{
+    Found,
+    Missing,
+
+    /// <summary>Several different keys, or one header holding a list.</summary>
+    Ambiguous,
+}
+
 /// <summary>The result of looking for a session on a request.</summary>
 internal readonly struct SessionResolution
 {
-    private SessionResolution(SessionStatus status, SessionKey? key, string? errorCode, string? errorMessage)
+    private SessionResolution(SessionStatus status, SessionKey? key, string? errorCode, string? errorMessage, int statusCode = StatusCodes.Status400BadRequest)
     {
         Status = status;
+        StatusCode = statusCode;
         Key = key;
         ErrorCode = errorCode;
         ErrorMessage = errorMessage;
@@ -147,6 +208,9 @@ internal readonly struct SessionResolution
     public static SessionResolution Absent => new(SessionStatus.Absent, null, null, null);
 
     public SessionStatus Status { get; }
+
+    /// <summary>The HTTP status to refuse an invalid request with.</summary>
+    public int StatusCode { get; }
 
     public SessionKey? Key { get; }
 
@@ -158,6 +222,9 @@ internal readonly struct SessionResolution
     public static SessionResolution Resolved(SessionKey key) => new(SessionStatus.Resolved, key, null, null);
 
     public static SessionResolution Invalid(string code, string message) => new(SessionStatus.Invalid, null, code, message);
+
+    public static SessionResolution Refused(int statusCode, string code, string message) =>
+        new(SessionStatus.Invalid, null, code, message, statusCode);
 }
 
 internal enum SessionStatus

@@ -13,8 +13,9 @@ namespace Mnemo.Proxy.Tests.Forwarding;
 /// upstream replaying Ollama's documented NDJSON and JSON payloads.
 /// </summary>
 /// <remarks>
-/// Ollama servers take no API key, so most requests here carry none: in the default ApiKey tenancy such a request
-/// shares the tenant <c>_</c> (its session id alone names its history).
+/// Ollama servers take no API key, so most requests here carry none, and the proxy runs as a keyless backend's
+/// should: <c>Mnemo:Tenancy:Mode=None</c> (one tenant, <c>_</c>; its session id alone names a history). In the default
+/// ApiKey tenancy such a request is refused rather than pooled with every other keyless caller.
 /// </remarks>
 public sealed class OllamaConversationTests : FunctionalTest
 {
@@ -40,7 +41,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     [TestCase(false)]
     public async Task OllamaSharp_TwoTurns_SecondRequestCarriesTheFirstTurnAfterTheSystemMessage(bool stream)
     {
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var ollama = Client(proxy, "sky");
         var answer = stream ? StreamAnswer : JsonAnswer;
 
@@ -85,9 +86,30 @@ public sealed class OllamaConversationTests : FunctionalTest
     }
 
     [Test]
-    public async Task RequestWithoutStreamField_StreamsByDefault_AndIsRemembered()
+    public async Task OllamaSharp_WithoutAKey_InApiKeyTenancy_IsRefusedNamingTheSetting_AndNothingIsStored()
     {
         await using var proxy = await StartProxyAsync();
+        var ollama = Client(proxy, "keyless");
+
+        var error = Assert.ThrowsAsync<HttpRequestException>(() => ChatAsync(ollama, stream: false, new Message(ChatRole.User, "Hi")));
+        Assert.That(error!.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+
+        var (response, body) = await SendAsync(proxy, new HttpRequestMessage(HttpMethod.Post, "/api/chat")
+        {
+            Content = new StringContent("""{"model":"llama3.2","messages":[{"role":"user","content":"Hi"}]}""", Encoding.UTF8, "application/json"),
+            Headers = { { "X-Session-Id", "keyless" } },
+        });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        var message = JsonDocument.Parse(body).RootElement.GetProperty("error").GetString();
+        Assert.That(message, Does.Contain("Mnemo:Tenancy:Mode").And.Contain("None"), "Ollama's error shape, naming the setting to change");
+        Assert.That(Upstream.Requests, Is.Empty, "refused before the upstream");
+        Assert.That(await KeyCountAsync(), Is.Zero);
+    }
+
+    [Test]
+    public async Task RequestWithoutStreamField_StreamsByDefault_AndIsRemembered()
+    {
+        await using var proxy = await StartKeylessProxyAsync();
         var (response, body) = await SendAsync(proxy, Request("""{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}""", "default-stream"));
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
@@ -101,7 +123,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     [Test]
     public async Task InputsWithImages_AreStoredAndReplayedAsSent()
     {
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         const string user = """{"role":"user","content":"What is in this picture?","images":["iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="]}""";
         await SendAsync(proxy, Request($$"""{"model":"llava","stream":false,"messages":[{{user}}]}""", "image"));
         await WaitForKeylessTurnsAsync("image", 1);
@@ -115,7 +137,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     public async Task ThinkingTurn_IsRememberedWithItsThinking()
     {
         Upstream.Answer("OllamaChat", stream: "stream-thinking.ndjson");
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var ollama = Client(proxy, "think");
         var (text, _) = await ChatAsync(ollama, stream: true, new Message(ChatRole.User, "What is 17 × 23?"));
         Assert.That(text, Is.EqualTo("17 × 23 = 391."));
@@ -134,7 +156,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     {
         // Ollama's documented tool answers carry no call ids: results pair with calls by tool name and order.
         Upstream.Answer("OllamaChat", stream: "stream-tool-calls.ndjson", json: "chat-tool-calls.json");
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var ollama = Client(proxy, "tools");
         var (_, call) = await ChatAsync(ollama, stream, new Message(ChatRole.User, "What is the weather in Tokyo?"));
         Assert.That(call, Is.Not.Null, "OllamaSharp sees the tool call");
@@ -164,7 +186,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     public async Task ToolLoopWithIds_TheRememberedCallKeepsTheIdTheResultRefersTo()
     {
         Upstream.Answer("OllamaChat", stream: "stream-tool-calls-ids.ndjson");
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var (_, call) = await ChatAsync(Client(proxy, "tool-ids"), stream: true, new Message(ChatRole.User, "What is the weather in Tokyo?"));
         Assert.That(call!.Id, Is.EqualTo("call_k3x9q2ab"));
         await WaitForKeylessTurnsAsync("tool-ids", 1);
@@ -187,7 +209,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     [TestCase("")]
     public async Task InvalidSessionId_Gets400InOllamasErrorShape_AndNoKeyIsCreated(string session)
     {
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var request = Request("""{"model":"llama3.2","messages":[{"role":"user","content":"Hi"}]}""", null);
         request.Headers.TryAddWithoutValidation("X-Session-Id", session);
         var (response, body) = await SendAsync(proxy, request);
@@ -210,7 +232,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     [Test]
     public async Task OllamaSharp_InvalidSessionId_FailsTheCall()
     {
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var ollama = Client(proxy, "bad id!");
         Assert.That(async () => await ChatAsync(ollama, stream: true, new Message(ChatRole.User, "Hi")), Throws.Exception);
         Assert.That(Upstream.Requests, Is.Empty);
@@ -220,7 +242,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     [Test]
     public async Task MalformedBody_Gets400InOllamasErrorShape()
     {
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var (response, body) = await SendAsync(proxy, Request("""{"model":"llama3.2","messages":{"role":"user"}}""", "malformed"));
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
@@ -232,7 +254,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     [Test]
     public async Task EmptyMessages_ModelLoadIsForwardedUntouched_EvenWithHistory()
     {
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         await SendAsync(proxy, Request("""{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"Hi"}]}""", "load"));
         await WaitForKeylessTurnsAsync("load", 1);
 
@@ -249,7 +271,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     public async Task UpstreamError_IsPassedThroughVerbatim_AndNothingIsStored(int status)
     {
         Upstream.Failure = (status, "error-404.json");
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var (response, body) = await SendAsync(proxy, Request("""{"model":"llama3.2","messages":[{"role":"user","content":"Hi"}]}""", "fails"));
 
         Assert.That((int)response.StatusCode, Is.EqualTo(status));
@@ -263,7 +285,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     public async Task OllamaSharp_ModelNotFound_ThrowsAsWithoutTheProxy_AndNothingIsStored()
     {
         Upstream.Failure = (404, "error-404.json");
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var ollama = Client(proxy, "missing-model");
         Assert.That(async () => await ChatAsync(ollama, stream: true, new Message(ChatRole.User, "Hi")), Throws.InstanceOf<HttpRequestException>());
         await Task.Delay(300);
@@ -276,7 +298,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     {
         Upstream.AbortAfterEvents = 2;
         Upstream.EventDelay = TimeSpan.FromMilliseconds(100);
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var response = await proxy.Client.SendAsync(Request("""{"model":"llama3.2","messages":[{"role":"user","content":"Hi"}]}""", "cut"), HttpCompletionOption.ResponseHeadersRead);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(async () => await response.Content.ReadAsByteArrayAsync(), Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<IOException>(),
@@ -290,7 +312,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     public async Task MidStreamErrorLine_ReachesTheClient_AndNothingIsStored()
     {
         Upstream.Answer("OllamaChat", stream: "stream-error.ndjson");
-        await using var proxy = await StartProxyAsync();
+        await using var proxy = await StartKeylessProxyAsync();
         var (response, body) = await SendAsync(proxy, Request("""{"model":"gemma4","messages":[{"role":"user","content":"Hi"}]}""", "midstream"));
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(body, Is.EqualTo(Upstream.Fixture("stream-error.ndjson", "OllamaChat")));
@@ -308,7 +330,7 @@ public sealed class OllamaConversationTests : FunctionalTest
     public async Task EachMemoryRequest_MakesExactlyOneReadAndOneWriteRoundTrip()
     {
         await using var relay = RedisRelay.StartCounting(Redis);
-        await using var proxy = await StartProxyAsync(RedisRelay.PatientReads, redis: relay.ConnectionString);
+        await using var proxy = await StartKeylessProxyAsync(RedisRelay.PatientReads, relay.ConnectionString);
         var ollama = Client(proxy, "trips");
 
         for (var turn = 1; turn <= 4; turn++)
@@ -379,6 +401,9 @@ public sealed class OllamaConversationTests : FunctionalTest
         Assert.That(Upstream.LastRequest.Messages(), Is.EqualTo(new[] { ("user", "Again?") }), "no history from the failed exchange");
         await WaitForKeylessTurnsAsync(session, 1);
     }
+
+    private Task<ProxyHost> StartKeylessProxyAsync(IDictionary<string, string?>? settings = null, string redis = "") =>
+        StartProxyAsync(new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>()) { ["Mnemo:Tenancy:Mode"] = "None" }, redis);
 
     private static string KeylessTurnsKey(string session) => $"mnemo:v1:{{_:{session}}}:turns";
 
