@@ -2,7 +2,7 @@ using System.Buffers;
 
 namespace Mnemo.Proxy.Buffers;
 
-/// <summary>A growable byte buffer on <see cref="ArrayPool{T}"/>; reused per request, returned on dispose.</summary>
+/// <summary>A growable byte buffer on <see cref="ByteArrays"/> (pooled while small); returned on dispose.</summary>
 internal sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
 {
     private byte[] _array;
@@ -10,7 +10,7 @@ internal sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
 
     public PooledBuffer(int initialCapacity = 256)
     {
-        _array = ArrayPool<byte>.Shared.Rent(initialCapacity);
+        _array = ByteArrays.Rent(initialCapacity);
     }
 
     public int Length => _length;
@@ -57,18 +57,15 @@ internal sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
 
     public byte[] ToArray() => Span.ToArray();
 
-    /// <summary>A read-only stream over the current content; valid until the buffer is disposed.</summary>
-    public MemoryStream AsStream() => new(_array, 0, _length, writable: false);
+    /// <summary>A read-only stream over the current content; detach it before the buffer is disposed.</summary>
+    public BodyStream AsStream() => new(_array, _length);
 
     public void Dispose()
     {
         var array = _array;
         _array = [];
         _length = 0;
-        if (array.Length > 0)
-        {
-            ArrayPool<byte>.Shared.Return(array);
-        }
+        ByteArrays.Return(array);
     }
 
     private void Ensure(int sizeHint)
@@ -79,12 +76,9 @@ internal sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
             return;
         }
 
-        var grown = ArrayPool<byte>.Shared.Rent(Math.Max(needed, _array.Length * 2));
+        var grown = ByteArrays.Rent((int)Math.Min(Array.MaxLength, Math.Max(needed, (long)_array.Length * 2)));
         _array.AsSpan(0, _length).CopyTo(grown);
-        if (_array.Length > 0)
-        {
-            ArrayPool<byte>.Shared.Return(_array);
-        }
+        ByteArrays.Return(_array);
 
         _array = grown;
     }
