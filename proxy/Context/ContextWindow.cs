@@ -23,7 +23,8 @@ internal readonly struct ContextWindow
     public int Count { get; }
 
     /// <summary>
-    /// Chooses the newest turns that fit <see cref="MemoryOptions.MaxContextTurns"/> and <see cref="MemoryOptions.MaxContextTokens"/>
+    /// Chooses the newest turns that fit <see cref="MemoryOptions.MaxContextTurns"/>, <see cref="MemoryOptions.MaxContextTokens"/>
+    /// and <see cref="MemoryOptions.MaxContextBytes"/>
     /// from what the store returned plus this replica's turns not yet written (read-your-writes), then leaves out the
     /// oldest while it continues a tool exchange whose start is not in the window.
     /// </summary>
@@ -33,8 +34,9 @@ internal readonly struct ContextWindow
     /// the call back in: the limits are the operator's. Only the oldest boundary can cut an exchange, the chosen turns
     /// being the newest in a row; a call in the newest turn is answered by the client's own new tool results.
     /// </remarks>
-    public static ContextWindow Choose(StoredTurn[] stored, Turn[] pending, int maxTurns, int maxTokens)
+    public static ContextWindow Choose(StoredTurn[] stored, Turn[] pending, int maxTurns, int maxTokens, long maxBytes = 0)
     {
+        var budget = new Budget(maxTokens, maxBytes);
         var total = stored.Length + pending.Length;
         if (total == 0 || maxTurns == 0)
         {
@@ -44,10 +46,10 @@ internal readonly struct ContextWindow
         // Newest first: pending turns are newer than anything stored, unless the write already landed.
         var limit = Math.Min(total, maxTurns);
         var chosen = ArrayPool<StoredTurn>.Shared.Rent(limit);
-        int count = 0, tokens = 0;
+        var count = 0;
         for (var i = pending.Length - 1; i >= 0 && count < limit; i--)
         {
-            if (!Contains(stored, pending[i].View.Id) && !Take(pending[i].View, chosen, ref count, ref tokens, maxTokens))
+            if (!Contains(stored, pending[i].View.Id) && !Take(pending[i].View, chosen, ref count, ref budget))
             {
                 return Finish(chosen, count);
             }
@@ -55,7 +57,7 @@ internal readonly struct ContextWindow
 
         for (var i = stored.Length - 1; i >= 0 && count < limit; i--)
         {
-            if (!Take(stored[i], chosen, ref count, ref tokens, maxTokens))
+            if (!Take(stored[i], chosen, ref count, ref budget))
             {
                 break;
             }
@@ -123,16 +125,28 @@ internal readonly struct ContextWindow
         }
     }
 
-    private static bool Take(in StoredTurn turn, StoredTurn[] chosen, ref int count, ref int tokens, int maxTokens)
+    private static bool Take(in StoredTurn turn, StoredTurn[] chosen, ref int count, ref Budget budget)
     {
-        if (maxTokens > 0 && tokens + turn.Tokens > maxTokens)
+        var bytes = turn.MessagesRange.GetOffsetAndLength(turn.Payload.Length).Length;
+        if ((budget.MaxTokens > 0 && budget.Tokens + turn.Tokens > budget.MaxTokens)
+            || (budget.MaxBytes > 0 && budget.Bytes + bytes > budget.MaxBytes))
         {
             return false;
         }
 
-        tokens += turn.Tokens;
+        budget.Tokens += turn.Tokens;
+        budget.Bytes += bytes;
         chosen[count++] = turn;
         return true;
+    }
+
+    /// <summary>What the chosen turns use of the limits (0 = no limit).</summary>
+    private struct Budget(int maxTokens, long maxBytes)
+    {
+        public readonly int MaxTokens = maxTokens;
+        public readonly long MaxBytes = maxBytes;
+        public long Tokens;
+        public long Bytes;
     }
 
     private static ContextWindow Finish(StoredTurn[] chosen, int count)

@@ -16,6 +16,18 @@ public sealed record MemoryOptions
     /// <summary>Token budget for spliced history; 0 turns the budget off.</summary>
     public int MaxContextTokens { get; init; }
 
+    /// <summary>
+    /// Bytes of stored messages spliced into one request, newest turns first; older turns that do not fit are left out.
+    /// Bounds what a request grows by upstream, whatever the turns hold. 0 turns the bound off.
+    /// </summary>
+    public long MaxContextBytes { get; init; } = 8 * 1024 * 1024;
+
+    /// <summary>
+    /// A turn (its new inputs and its answer, as stored) larger than this is forwarded and answered but not stored,
+    /// and counted (<c>mnemo_turns_not_stored_total{reason="too_large"}</c>).
+    /// </summary>
+    public int MaxTurnBytes { get; init; } = 1024 * 1024;
+
     /// <summary>When a turn becomes visible to later reads. A request may override it with <c>X-Mnemo-Consistency</c>.</summary>
     public Consistency Consistency { get; init; } = Consistency.Replica;
 }

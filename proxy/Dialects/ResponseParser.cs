@@ -30,6 +30,12 @@ internal abstract class ResponseParser : IDisposable
     /// <summary>Bytes of answer text kept, for the token estimate when the upstream reports no usage.</summary>
     public abstract int OutputBytes { get; }
 
+    /// <summary>Bytes of answer the parser may keep; past it the answer still streams on, but is not recorded.</summary>
+    public int Limit { get; set; } = int.MaxValue;
+
+    /// <summary>The answer went past <see cref="Limit"/>.</summary>
+    public bool TooLarge { get; protected set; }
+
     public void Feed(ReadOnlySpan<byte> chunk)
     {
         if (Failure is not null)
@@ -45,6 +51,12 @@ internal abstract class ResponseParser : IDisposable
         {
             // Whatever a parser trips over, the answer still streams on: it is just not recorded.
             Fail(Reason(ex));
+        }
+
+        if (OutputBytes > Limit)
+        {
+            TooLarge = true;
+            Fail("the answer is larger than Mnemo:Memory:MaxTurnBytes allows");
         }
     }
 
@@ -144,9 +156,11 @@ internal abstract class JsonResponseParser : ResponseParser
 
     protected sealed override void OnData(ReadOnlySpan<byte> chunk)
     {
-        if (_body!.Length + chunk.Length > MaxRecordedBytes)
+        if (_body!.Length + chunk.Length > Math.Min(MaxRecordedBytes, Limit))
         {
-            Fail("response is larger than the recording limit");
+            // The body wraps the answer: once it alone is over the limit, so is the turn.
+            TooLarge = true;
+            Fail("the answer is larger than Mnemo:Memory:MaxTurnBytes allows");
             return;
         }
 

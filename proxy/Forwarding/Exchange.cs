@@ -1,4 +1,3 @@
-using System.Buffers;
 using Mnemo.Proxy.Buffers;
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
@@ -47,6 +46,9 @@ internal sealed class Exchange : IDisposable
     /// <summary>The client's body as received (the plan's inputs are ranges of it).</summary>
     public PooledBuffer? Body { get; set; }
 
+    /// <summary>The stream the body was forwarded from (over <see cref="Body"/> or <see cref="SplicedBody"/>).</summary>
+    public BodyStream? Forwarded { get; set; }
+
     /// <summary>The body with history spliced in, rented for the duration of the request.</summary>
     public byte[]? SplicedBody { get; set; }
 
@@ -56,6 +58,12 @@ internal sealed class Exchange : IDisposable
     public string? NotRecordable { get; set; }
 
     public Turn? Turn { get; set; }
+
+    /// <summary>Why the answered exchange's turn is not stored, when that is by rule rather than by failure.</summary>
+    public NotStoredReason? NotStored { get; set; }
+
+    /// <summary>Bytes of answer the turn may keep (<c>Mnemo:Memory:MaxTurnBytes</c> less the inputs).</summary>
+    public int AnswerLimit { get; set; } = int.MaxValue;
 
     /// <summary>Called once when the answer's last event has been read, before its bytes go on to the client.</summary>
     public Action<Exchange>? AnswerEnded { get; set; }
@@ -78,6 +86,10 @@ internal sealed class Exchange : IDisposable
 
     public void Dispose()
     {
+        // Held after the request by the server and the upstream connection: it must not keep the buffer alive.
+        Forwarded?.Detach();
+        Forwarded = null;
+
         Parser?.Dispose();
         Parser = null;
         Body?.Dispose();
@@ -85,7 +97,7 @@ internal sealed class Exchange : IDisposable
         if (SplicedBody is { } spliced)
         {
             SplicedBody = null;
-            ArrayPool<byte>.Shared.Return(spliced);
+            ByteArrays.Return(spliced);
         }
     }
 }

@@ -26,7 +26,13 @@ internal sealed class ExchangeTelemetry(MnemoMetrics metrics)
     public void Observe(Exchange exchange, long now)
     {
         var dialect = exchange.DialectId;
-        metrics.Request(dialect, exchange.Memory, Classify(exchange));
+        var outcome = Classify(exchange);
+        metrics.Request(dialect, exchange.Memory, outcome);
+        if (outcome == Outcome.Completed && exchange.NotStored is { } reason)
+        {
+            metrics.NotStored(reason);
+        }
+
         if (exchange.Parser is { } parser)
         {
             metrics.Tokens(dialect, parser.Usage.Input, parser.Usage.Output);
@@ -74,7 +80,15 @@ internal sealed class ExchangeTelemetry(MnemoMetrics metrics)
             return Outcome.ClientAborted;
         }
 
-        if (exchange.UpstreamStatus is 0 or >= 400 || (exchange.Record && exchange.Turn is null))
+        if (exchange.UpstreamStatus is 0 or >= 400)
+        {
+            return Outcome.UpstreamError;
+        }
+
+        // A success status whose answer broke off or ended in an error event. An answer that is complete but not stored
+        // by rule (too large, nothing new to remember) is a completed request, counted in mnemo_turns_not_stored_total.
+        if (exchange.Record && exchange.Turn is null && exchange.NotStored is null
+            && exchange.Parser is { } parser && (!parser.Completed || parser.Failure is not null))
         {
             return Outcome.UpstreamError;
         }

@@ -47,6 +47,10 @@ internal sealed class ResponseTee : ITransformProvider
             else
             {
                 exchange.Parser = exchange.Dialect!.CreateResponseParser(response.Content.Headers.ContentType?.MediaType);
+                if (exchange.Parser is { } parser)
+                {
+                    parser.Limit = exchange.AnswerLimit;
+                }
                 exchange.NotRecordable = exchange.Parser is null ? "response media type is not one the dialect reads" : null;
             }
         }

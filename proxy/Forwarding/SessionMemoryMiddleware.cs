@@ -1,4 +1,4 @@
-using System.Buffers;
+using System.Text.Unicode;
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -37,6 +37,7 @@ internal sealed class SessionMemoryMiddleware
     private readonly TurnCapture _capture;
     private readonly MemoryOptions _memory;
     private readonly int _contextTurns;
+    private readonly bool _forwardSession;
     private readonly Func<object, Task> _onCompleted;
     private readonly Action<Exchange> _onAnswer;
 
@@ -52,7 +53,8 @@ internal sealed class SessionMemoryMiddleware
         ExchangeTelemetry telemetry,
         TurnCapture capture,
         IOptions<MemoryOptions> memory,
-        IOptions<StoreOptions> store)
+        IOptions<StoreOptions> store,
+        IOptions<SessionIdOptions> sessionOptions)
     {
         _next = next;
         _dialects = dialects;
@@ -66,6 +68,7 @@ internal sealed class SessionMemoryMiddleware
         _capture = capture;
         _memory = memory.Value;
         _contextTurns = Math.Min(_memory.MaxContextTurns, store.Value.MaxStoredTurns);
+        _forwardSession = sessionOptions.Value.Forward;
         _onCompleted = Complete;
         _onAnswer = Hold;
     }
@@ -93,6 +96,7 @@ internal sealed class SessionMemoryMiddleware
         var dialect = route?.Dialect is { } routed ? _dialects.Get(routed) : _dialects.ByPath(context.Request);
         if (dialect is null || !HttpMethods.IsPost(context.Request.Method))
         {
+            StripSessionHeader(context.Request);
             await ForwardAsync(exchange).ConfigureAwait(false);
             return;
         }
@@ -100,6 +104,7 @@ internal sealed class SessionMemoryMiddleware
         exchange.DialectId = dialect.Id;
         exchange.Dialect = dialect;
         var session = _sessions.Resolve(context.Request);
+        StripSessionHeader(context.Request);
         if (session.Status == SessionStatus.Absent)
         {
             await ForwardAsync(exchange).ConfigureAwait(false);
@@ -127,9 +132,25 @@ internal sealed class SessionMemoryMiddleware
             return;
         }
 
+        // Memory is for JSON bodies: a form, a file upload or text on a chat path goes on untouched, without memory.
+        switch (RequestBody.Kind(context.Request))
+        {
+            case BodyKind.Other:
+                await ForwardAsync(exchange).ConfigureAwait(false);
+                return;
+            case BodyKind.UnsupportedCharset:
+                await RejectAsync(exchange, StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type",
+                    "Session memory needs a JSON body in UTF-8; send it without a charset, or with charset=utf-8.").ConfigureAwait(false);
+                return;
+            case BodyKind.Encoded:
+                await RejectAsync(exchange, StatusCodes.Status415UnsupportedMediaType, "unsupported_content_encoding",
+                    "Session memory needs an uncompressed request body: send it without Content-Encoding, or without the session header.").ConfigureAwait(false);
+                return;
+        }
+
         if (session.Status == SessionStatus.Invalid)
         {
-            await RejectAsync(exchange, StatusCodes.Status400BadRequest, session.ErrorCode!, session.ErrorMessage!).ConfigureAwait(false);
+            await RejectAsync(exchange, session.StatusCode, session.ErrorCode!, session.ErrorMessage!).ConfigureAwait(false);
             return;
         }
 
@@ -161,7 +182,9 @@ internal sealed class SessionMemoryMiddleware
         var bodyError = await RequestBody.ReadAsync(context.Request, body, aborted).ConfigureAwait(false);
         _metrics.Stage(Stage.BodyRead, dialect.Id, Stopwatch.GetElapsedTime(exchange.Started).TotalSeconds);
         var plan = exchange.Plan = new SplicePlan();
-        var parsed = bodyError is null ? dialect.ParseRequest(body.Span, mode == MemoryMode.Record, plan) : default;
+        // Stored bytes are replayed to the upstream on every later request: they must be valid UTF-8 JSON.
+        var utf8 = bodyError is null && Utf8.IsValid(body.Span);
+        var parsed = utf8 ? dialect.ParseRequest(body.Span, mode == MemoryMode.Record, plan) : default;
 
         ReadResult history = default;
         if (inject)
@@ -183,6 +206,12 @@ internal sealed class SessionMemoryMiddleware
                 await RejectAsync(exchange, bodyError.StatusCode, "request_body_rejected", bodyError.Message).ConfigureAwait(false);
             }
 
+            return;
+        }
+
+        if (!utf8)
+        {
+            await RejectAsync(exchange, StatusCodes.Status400BadRequest, "invalid_request_body", "The request body is not valid UTF-8.").ConfigureAwait(false);
             return;
         }
 
@@ -211,7 +240,7 @@ internal sealed class SessionMemoryMiddleware
             }
             else
             {
-                window = ContextWindow.Choose(history.Turns!, pending, _contextTurns, _memory.MaxContextTokens);
+                window = ContextWindow.Choose(history.Turns!, pending, _contextTurns, _memory.MaxContextTokens, _memory.MaxContextBytes);
                 segments = window.Segments(dialect, _converter, out segmentCount);
                 exchange.Memory = window.Count > 0 ? MemoryState.Hit : MemoryState.Empty;
                 exchange.ContextTurns = window.Count;
@@ -222,9 +251,9 @@ internal sealed class SessionMemoryMiddleware
         var length = Splice.Length(body.Length, plan, used);
         if (segmentCount > 0)
         {
-            var spliced = exchange.SplicedBody = ArrayPool<byte>.Shared.Rent(length);
+            var spliced = exchange.SplicedBody = ByteArrays.Rent(length);
             length = Splice.Write(body.Span, plan, used, spliced);
-            ForwardBody(context, length, new MemoryStream(spliced, 0, length, writable: false));
+            ForwardBody(context, length, new BodyStream(spliced, length));
         }
         else
         {
@@ -237,16 +266,39 @@ internal sealed class SessionMemoryMiddleware
             _metrics.Stage(Stage.ContextBuild, dialect.Id, Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
 
-        // The tee must read the answer: ask for it uncompressed (an absent header would allow any coding).
-        context.Request.Headers.AcceptEncoding = "identity";
-        exchange.Record = true;
-        exchange.AnswerEnded = _onAnswer;
+        // A turn is stored only with something new to remember, and only within MaxTurnBytes.
+        if (plan.Inputs.Count == 0)
+        {
+            exchange.NotStored = NotStoredReason.NoInput;
+        }
+        else if (plan.InputBytes >= _memory.MaxTurnBytes)
+        {
+            exchange.NotStored = NotStoredReason.TooLarge;
+        }
+        else
+        {
+            // The tee must read the answer: ask for it uncompressed (an absent header would allow any coding).
+            context.Request.Headers.AcceptEncoding = "identity";
+            exchange.Record = true;
+            exchange.AnswerLimit = _memory.MaxTurnBytes - plan.InputBytes;
+            exchange.AnswerEnded = _onAnswer;
+        }
 
         await ForwardAsync(exchange).ConfigureAwait(false);
     }
 
-    private static void ForwardBody(HttpContext context, long length, Stream body)
+    /// <summary>The session id is the client's, often a user id: the provider gets it only when configured to.</summary>
+    private void StripSessionHeader(HttpRequest request)
     {
+        if (!_forwardSession)
+        {
+            request.Headers.Remove(_sessions.SessionHeader);
+        }
+    }
+
+    private static void ForwardBody(HttpContext context, long length, BodyStream body)
+    {
+        context.Features.Get<Exchange>()!.Forwarded = body;
         context.Request.Body = body;
         context.Request.ContentLength = length;
         context.Request.Headers.Remove(HeaderNames.TransferEncoding);

@@ -1,3 +1,6 @@
+using System.Text.Unicode;
+using Microsoft.Extensions.Options;
+using Mnemo.Proxy.Context;
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
@@ -5,8 +8,10 @@ using Mnemo.Proxy.Metrics;
 namespace Mnemo.Proxy.Forwarding;
 
 /// <summary>Makes the stored turn of a completed exchange: the request's new inputs and the parsed answer, in the dialect's own format.</summary>
-internal sealed class TurnCapture(TimeProvider time, ILogger<TurnCapture> logger)
+internal sealed class TurnCapture(TimeProvider time, IOptions<MemoryOptions> memory, ILogger<TurnCapture> logger)
 {
+    private readonly int _maxTurnBytes = memory.Value.MaxTurnBytes;
+
     /// <summary>
     /// The turn to store, or null (logged with a fixed reason) when the answer failed, was cut or could not be read.
     /// Called by the tee when the answer's last event has been read; a response that fails after that is undone by the
@@ -20,6 +25,13 @@ internal sealed class TurnCapture(TimeProvider time, ILogger<TurnCapture> logger
         }
 
         var parser = exchange.Parser;
+        if (parser is { TooLarge: true })
+        {
+            exchange.NotStored = NotStoredReason.TooLarge;
+            Log.AnswerNotRecorded(logger, exchange.DialectId.Label(), parser.Failure!);
+            return null;
+        }
+
         if (parser is null || !parser.Completed || parser.Failure is not null)
         {
             Log.AnswerNotRecorded(logger, exchange.DialectId.Label(),
@@ -58,8 +70,25 @@ internal sealed class TurnCapture(TimeProvider time, ILogger<TurnCapture> logger
             static (writer, state) => state.Dialect!.WriteTurnMessages(writer, state.Body!.Span, state.Plan!, state.Parser!),
             continues);
 
+        if (payload.Length > _maxTurnBytes)
+        {
+            exchange.NotStored = NotStoredReason.TooLarge;
+            Log.AnswerNotRecorded(logger, exchange.DialectId.Label(), "the turn is larger than Mnemo:Memory:MaxTurnBytes allows");
+            return null;
+        }
+
+        // Answer text is kept as the upstream escaped it: bytes that are not UTF-8 would make the element unreadable
+        // JSON, replayed to the upstream on every later request.
+        if (!Utf8.IsValid(payload))
+        {
+            exchange.NotStored = NotStoredReason.Invalid;
+            Log.AnswerNotRecorded(logger, exchange.DialectId.Label(), "the answer is not valid UTF-8");
+            return null;
+        }
+
         if (!TurnCodec.TryRead(payload, out var view))
         {
+            exchange.NotStored = NotStoredReason.Invalid;
             Log.AnswerNotRecorded(logger, exchange.DialectId.Label(), "the stored form of the turn did not read back");
             return null;
         }

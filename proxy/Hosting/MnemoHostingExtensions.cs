@@ -79,6 +79,11 @@ public static class MnemoHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(app);
         var metrics = app.Services.GetRequiredService<MnemoMetrics>();
+        if (app.Services.GetService<System.Diagnostics.DiagnosticListener>() is { } listener)
+        {
+            app.Lifetime.ApplicationStopped.Register(KestrelRejects.Subscribe(listener, metrics).Dispose);
+        }
+
         app.MapWhen(ManagementEndpoint.IsManagement, management =>
         {
             management.UseMetricServer(settings => settings.Registry = metrics.Registry, "/metrics");

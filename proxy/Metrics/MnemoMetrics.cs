@@ -17,6 +17,7 @@ internal sealed class MnemoMetrics
     private static readonly string[] s_memory = ["hit", "empty", "off", "degraded"];
     private static readonly string[] s_outcomes = ["completed", "client_aborted", "upstream_error", "rejected"];
     private static readonly string[] s_writeBack = ["written", "duplicate", "retried", "dropped"];
+    private static readonly string[] s_notStored = ["too_large", "no_input", "invalid"];
     private static readonly string[] s_ops = ["read", "write"];
     private static readonly string[] s_dropKinds = ["thinking", "reasoning", "image", "other"];
 
@@ -31,6 +32,7 @@ internal sealed class MnemoMetrics
     private readonly Counter.Child[] _writeBackChildren;
     private readonly Counter.Child[] _roundTripChildren;
     private readonly Gauge _queueDepth;
+    private readonly Counter.Child[] _notStoredChildren;
     private readonly Counter _conversionDropped;
     private readonly Counter.Child?[] _droppedChildren = new Counter.Child?[DialectLabels.Count * DialectLabels.Count * s_dropKinds.Length];
 
@@ -66,6 +68,12 @@ internal sealed class MnemoMetrics
             "mnemo_redis_round_trips_total",
             "Round trips to Redis, by operation.",
             new CounterConfiguration { LabelNames = ["op"] });
+
+        var notStored = factory.CreateCounter(
+            "mnemo_turns_not_stored_total",
+            "Answered exchanges whose turn was not stored, by reason: too_large (over Mnemo:Memory:MaxTurnBytes), no_input (no new non-system message), invalid (the answer was not valid UTF-8 JSON).",
+            new CounterConfiguration { LabelNames = ["reason"] });
+        _notStoredChildren = Array.ConvertAll(s_notStored, label => notStored.WithLabels(label));
 
         _conversionDropped = factory.CreateCounter(
             "mnemo_conversion_dropped_total",
@@ -114,6 +122,8 @@ internal sealed class MnemoMetrics
 
     public void WriteBack(WriteBackOutcome outcome, double count = 1) => _writeBackChildren[(int)outcome].Inc(count);
 
+    public void NotStored(NotStoredReason reason) => _notStoredChildren[(int)reason].Inc();
+
     public void RoundTrip(RedisOp op) => _roundTripChildren[(int)op].Inc();
 
     public void QueueDepth(int depth) => _queueDepth.Set(depth);
@@ -161,6 +171,19 @@ internal enum WriteBackOutcome
     Duplicate,
     Retried,
     Dropped,
+}
+
+/// <summary>Why an answered exchange's turn was not stored: the <c>reason</c> label.</summary>
+internal enum NotStoredReason
+{
+    /// <summary>Larger than <c>Mnemo:Memory:MaxTurnBytes</c>.</summary>
+    TooLarge,
+
+    /// <summary>The request had no new non-system message: a turn of only an answer would be replayed to every later request.</summary>
+    NoInput,
+
+    /// <summary>The stored form would not be valid UTF-8 JSON (the upstream's answer was not).</summary>
+    Invalid,
 }
 
 internal enum RedisOp
