@@ -94,8 +94,9 @@ internal static class JsonMessages
 
             return early ?? (found ? ParseResult.Splice : ParseResult.Invalid($"The request body has no {displayName} array."));
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a name or role compared here holds an escape that is not valid UTF-16 (a lone surrogate).
             return ParseResult.Invalid("The request body is not valid JSON.");
         }
     }
