@@ -47,6 +47,7 @@ internal static class JsonMessages
             }
 
             var found = false;
+            var streamFound = false;
             ParseResult? early = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
@@ -72,6 +73,13 @@ internal static class JsonMessages
                 }
                 else if (reader.ValueTextEquals("stream"u8))
                 {
+                    // Two values are ambiguous: the upstream may read the other one and answer in a format we would not record.
+                    if (streamFound)
+                    {
+                        return ParseResult.Invalid("The request body has more than one 'stream' property.");
+                    }
+
+                    streamFound = true;
                     reader.Read();
                     plan.Stream = reader.TokenType == JsonTokenType.True;
                     reader.Skip();
