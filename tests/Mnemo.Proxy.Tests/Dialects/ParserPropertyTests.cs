@@ -16,9 +16,12 @@ namespace Mnemo.Proxy.Tests.Dialects;
 /// <remarks>FsCheck prints the seed of a failing run: replay it with <c>[Property(Replay = "…")]</c>.</remarks>
 public sealed class ParserPropertyTests
 {
+    private static readonly Dictionary<Mnemo.Proxy.Metrics.DialectId, Answer> s_answers = PropertyGen.Dialects.ToDictionary(
+        d => d.Id, d => Answers.Make(d, stream: false, [("ǂ ok", "\"ǂ ok\"")], [], 1, ["\n"], 1, 1));
+
     private static readonly byte[] s_historyItem = """{"role":"user","content":"h"}"""u8.ToArray();
 
-    [Property(MaxTest = 1000)]
+    [Property(MaxTest = 2000)]
     public Property ParseRequest_ArbitraryJson_NeverThrows_AndIsAcceptedOnlyWhenSpliceable() =>
         Prop.ForAll(
             (from dialect in PropertyGen.Dialect
@@ -30,7 +33,7 @@ public sealed class ParserPropertyTests
              select new Body(dialect, Encoding.UTF8.GetBytes(body))).ToArbitrary(),
             Check);
 
-    [Property(MaxTest = 600)]
+    [Property(MaxTest = 1000)]
     public Property ParseRequest_ArbitraryBytesAndDamagedBodies_NeverThrow() =>
         Prop.ForAll(
             (from dialect in PropertyGen.Dialect
@@ -56,6 +59,7 @@ public sealed class ParserPropertyTests
                 case ParseOutcome.Splice:
                     Holds.That(result.Error is null, "an accepted body has no error");
                     CheckPlan(body.Bytes, plan);
+                    CheckCapture(body.Dialect, body.Bytes, plan);
                     break;
                 default:
                     Holds.That(result.Error is null, "a pass-through has no error");
@@ -86,6 +90,31 @@ public sealed class ParserPropertyTests
         Holds.That(written == spliced.Length, $"wrote {written} of {spliced.Length}");
         var text = Encoding.UTF8.GetString(spliced);
         Holds.That(ResponseParserPropertyTests.IsJson(text), $"the spliced body is valid JSON: {text}");
+    }
+
+    /// <summary>What the tee does with an accepted body once the answer is in: it never throws, and stores valid JSON for a valid body.</summary>
+    private static void CheckCapture(Dialect dialect, byte[] body, SplicePlan plan)
+    {
+        if (plan.Inputs.Count > 0 && !plan.InputIsText)
+        {
+            dialect.ContinuesToolExchange(body.AsSpan()[plan.Inputs[0]]);
+        }
+
+        var answer = s_answers[dialect.Id];
+        using var parser = DialectHarness.Parse(dialect, answer.MediaType, answer.Bytes);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartArray();
+            dialect.WriteTurnMessages(writer, body, plan, parser);
+            writer.WriteEndArray();
+        }
+
+        if (ResponseParserPropertyTests.IsJson(Encoding.UTF8.GetString(body)))
+        {
+            var stored = Encoding.UTF8.GetString(buffer.WrittenSpan);
+            Holds.That(ResponseParserPropertyTests.IsJson(stored), $"the stored turn is valid JSON: {stored}");
+        }
     }
 
     /// <summary>Whether the error holds 12 characters in a row of the body (our messages name properties, never more).</summary>

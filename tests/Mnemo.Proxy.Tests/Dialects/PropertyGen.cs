@@ -85,7 +85,8 @@ internal static class PropertyGen
         Gen.Frequency(
             (8, Gen.Elements(s_names)),
             (1, Gen.Elements(s_names).Select(n => n.Length > 0 ? $"\\u{(int)n[0]:x4}{n[1..]}" : n)),
-            (2, Text.Select(t => JsonSerializer.Serialize(t)[1..^1])));
+            (2, Text.Select(t => JsonSerializer.Serialize(t)[1..^1])),
+            (1, Gen.Elements("\\ud800\\u0041", "x\\udfff", "cache_\\ud800")));
 
     private static readonly Gen<string> s_stringLiteral =
         Gen.Frequency(

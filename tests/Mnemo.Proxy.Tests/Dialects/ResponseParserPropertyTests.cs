@@ -19,7 +19,7 @@ public sealed class ResponseParserPropertyTests
 {
     private static readonly Fixture[] s_fixtures = LoadFixtures();
 
-    [Property(MaxTest = 300)]
+    [Property(MaxTest = 500)]
     public Property Parse_AnyFixtureInAnyChunking_GivesTheSameTurnAsWhole() =>
         Prop.ForAll(
             Gen.Elements(s_fixtures).SelectMany(f => PropertyGen.Cuts(f.Bytes).Select(cuts => new Chunked(f.Dialect, f.MediaType, f.Bytes, cuts, f.Name))).ToArbitrary(),
@@ -43,7 +43,7 @@ public sealed class ResponseParserPropertyTests
         Assert.That(s_fixtures.Count(f => Run(f.Dialect, f.MediaType, f.Bytes, []).Completed), Is.GreaterThanOrEqualTo(20));
     }
 
-    [Property(MaxTest = 400)]
+    [Property(MaxTest = 800)]
     public Property Parse_GeneratedAnswerInAnyChunking_IsCompleteAndTheSameAsWhole() =>
         Prop.ForAll(
             (from dialect in PropertyGen.Dialect
@@ -62,7 +62,7 @@ public sealed class ResponseParserPropertyTests
                 Holds.That(parts == whole, $"chunked {parts} but whole {whole}");
             });
 
-    [Property(MaxTest = 400)]
+    [Property(MaxTest = 800)]
     public Property Parse_ArbitraryBytes_NeverThrows_AndACompletedAnswerIsValidJson() =>
         Prop.ForAll(
             (from dialect in PropertyGen.Dialect

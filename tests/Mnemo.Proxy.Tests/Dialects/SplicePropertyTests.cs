@@ -23,11 +23,11 @@ public sealed class SplicePropertyTests
 {
     private static readonly Converter s_converter = new(new DialectRegistry(), new MnemoMetrics());
 
-    [Property(MaxTest = 300)]
+    [Property(MaxTest = 500)]
     public Property Splice_SameDialectHistory_GoesBetweenTheLeadingSystemItemsAndTheRequestsOwn() =>
         Prop.ForAll(Cases(cross: false).ToArbitrary(), Check);
 
-    [Property(MaxTest = 200)]
+    [Property(MaxTest = 400)]
     public Property Splice_HistoryFromAnyDialect_IsConvertedInPlace_KeepingEveryTextInOrder() =>
         Prop.ForAll(Cases(cross: true).ToArbitrary(), Check);
 
