@@ -47,6 +47,7 @@ internal static class JsonMessages
             }
 
             var found = false;
+            var streamFound = false;
             ParseResult? early = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
@@ -72,6 +73,13 @@ internal static class JsonMessages
                 }
                 else if (reader.ValueTextEquals("stream"u8))
                 {
+                    // Two values are ambiguous: the upstream may read the other one and answer in a format we would not record.
+                    if (streamFound)
+                    {
+                        return ParseResult.Invalid("The request body has more than one 'stream' property.");
+                    }
+
+                    streamFound = true;
                     reader.Read();
                     plan.Stream = reader.TokenType == JsonTokenType.True;
                     reader.Skip();
@@ -94,8 +102,9 @@ internal static class JsonMessages
 
             return early ?? (found ? ParseResult.Splice : ParseResult.Invalid($"The request body has no {displayName} array."));
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a name or role compared here holds an escape that is not valid UTF-16 (a lone surrogate).
             return ParseResult.Invalid("The request body is not valid JSON.");
         }
     }

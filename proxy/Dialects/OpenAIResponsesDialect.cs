@@ -31,6 +31,7 @@ internal sealed class OpenAIResponsesDialect : Dialect
             }
 
             var found = false;
+            var streamFound = false;
             var stateful = false;
             string? error = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -48,6 +49,13 @@ internal sealed class OpenAIResponsesDialect : Dialect
                 }
                 else if (reader.ValueTextEquals("stream"u8))
                 {
+                    // Two values are ambiguous: the upstream may read the other one and answer in a format we would not record.
+                    if (streamFound)
+                    {
+                        error ??= "The request body has more than one 'stream' property.";
+                    }
+
+                    streamFound = true;
                     reader.Read();
                     plan.Stream = reader.TokenType == JsonTokenType.True;
                     reader.Skip();
