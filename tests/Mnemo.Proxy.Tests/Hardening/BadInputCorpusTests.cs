@@ -72,7 +72,7 @@ public sealed class BadInputCorpusTests : FunctionalTest
         Assert.That((int)ready.StatusCode, Is.EqualTo(200), "/healthz/ready after the case");
 
         var fresh = "h-" + Guid.NewGuid().ToString("N")[..12];
-        var headers = new List<(string, string)> { (SessionHeader, fresh) };
+        var headers = run.MemoryHeaders(fresh);
         string slot;
         if (run.Proxy == _headerTenancy)
         {
