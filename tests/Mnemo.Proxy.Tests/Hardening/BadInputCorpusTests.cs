@@ -53,7 +53,11 @@ public sealed class BadInputCorpusTests : FunctionalTest
     [TestCaseSource(nameof(Cases))]
     public async Task BadInput_EachDialect_AnsweredInItsShapeNothingStoredProxyHealthy(CorpusDialect dialect, CorpusCase @case)
     {
-        var run = new CaseRun(this, dialect, @case.HeaderTenancy ? _headerTenancy : _proxy, "c-" + Guid.NewGuid().ToString("N")[..12]);
+        var proxy = @case.HeaderTenancy ? _headerTenancy : _proxy;
+        var run = new CaseRun(this, dialect, proxy, "c-" + Guid.NewGuid().ToString("N")[..12])
+        {
+            CountedAtStart = CaseRun.Sum(await proxy.Management.GetStringAsync("/metrics"), "mnemo_requests_total"),
+        };
         await @case.Run(run);
 
         if (run.Allowed.Count == 0)
@@ -114,6 +118,19 @@ public sealed class BadInputCorpusTests : FunctionalTest
         /// <summary>Slots (<c>tenant:session</c>) the case expects keys for; empty = no key at all.</summary>
         public List<string> Allowed { get; } = [];
 
+        /// <summary>Every request the proxy had counted before the case.</summary>
+        public double CountedAtStart { get; init; }
+
+        /// <summary>Requests the case sent with <see cref="SendAsync(byte[], IEnumerable{ValueTuple{string, string}}?, string?)"/> or <see cref="SendRawAsync"/>.</summary>
+        public int Sent { get; private set; }
+
+        /// <summary>
+        /// Waits until the proxy has counted every request the case sent: a request is counted after its turn, if any,
+        /// was queued, so a turn queued after this is queued behind the case's.
+        /// </summary>
+        public Task<double> AllCountedAsync() => Eventually.ValueAsync(
+            async () => Sum(await MetricsAsync(), "mnemo_requests_total") - CountedAtStart, n => n >= Sent, $"the case's {Sent} requests to be counted");
+
         public string NewSession() => "c-" + Guid.NewGuid().ToString("N")[..12];
 
         public static string TurnsKey(string session, string apiKey = ApiKey) => FunctionalTest.TurnsKey(session, apiKey);
@@ -141,10 +158,15 @@ public sealed class BadInputCorpusTests : FunctionalTest
                 all.Add(("Content-Type", contentType));
             }
 
+            Sent++;
             return RawHttp.SendAsync(Proxy.ProxyUrl, RawHttp.Request(Proxy.ProxyUrl, Dialect.Path, all, body));
         }
 
-        public Task<Reply> SendRawAsync(byte[] request) => RawHttp.SendAsync(Proxy.ProxyUrl, request);
+        public Task<Reply> SendRawAsync(byte[] request)
+        {
+            Sent++;
+            return RawHttp.SendAsync(Proxy.ProxyUrl, request);
+        }
 
         public byte[] Request(IEnumerable<(string Name, string Value)> headers, byte[] body, bool contentLength = true) =>
             RawHttp.Request(Proxy.ProxyUrl, Dialect.Path, headers, body, contentLength);
