@@ -5,7 +5,7 @@ using CaseRun = Mnemo.Proxy.Tests.Hardening.BadInputCorpusTests.CaseRun;
 
 namespace Mnemo.Proxy.Tests.Hardening;
 
-/// <summary>The classes of bad input of issue 10, numbered as in the issue's corpus list; each runs against every dialect.</summary>
+/// <summary>The classes of bad input of issue 10 (numbered as in the task brief; 30b split from 30), each run against every dialect.</summary>
 public static class CorpusCases
 {
     private const string SessionHeader = "X-Session-Id";
@@ -318,6 +318,8 @@ public static class CorpusCases
 
     private static async Task OversizeBodyAsync(CaseRun run)
     {
+        // Needs Kestrel:Limits:MaxRequestBodySize to take effect: ASP.NET Core does not bind Kestrel:Limits from
+        // configuration by itself (dotnet/aspnetcore#4765), so with today's AddMnemo this 1 MiB + 4 KiB body is accepted.
         var body = Encoding.UTF8.GetBytes(run.Dialect.Valid(new string('a', MaxBody + 4096)));
         var reply = await run.SendAsync(body);
         run.AssertError(reply, 413, "request_body_rejected", what: "Content-Length");
