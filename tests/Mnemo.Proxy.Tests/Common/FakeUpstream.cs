@@ -67,6 +67,12 @@ public sealed class FakeUpstream : IAsyncDisposable
     /// <summary>Status and body for every request instead of the fixtures (e.g. an upstream 500).</summary>
     public (int Status, string Fixture)? Failure { get; set; }
 
+    /// <summary>
+    /// Bytes to answer every request with, as <c>application/json</c>, instead of the fixtures (e.g. an answer that is not
+    /// valid UTF-8, which no fixture file should hold).
+    /// </summary>
+    public byte[]? RawJsonAnswer { get; set; }
+
     /// <summary>Close the connection abruptly after this many SSE events.</summary>
     public int? AbortAfterEvents { get; set; }
 
@@ -115,6 +121,7 @@ public sealed class FakeUpstream : IAsyncDisposable
         _eventTimes.Clear();
         EventDelay = TimeSpan.Zero;
         Failure = null;
+        RawJsonAnswer = null;
         AbortAfterEvents = null;
         CompressWhenAsked = true;
         foreach (var (dialect, fixtures) in s_defaults)
@@ -149,6 +156,15 @@ public sealed class FakeUpstream : IAsyncDisposable
             context.Response.StatusCode = failure.Status;
             context.Response.ContentType = "application/json";
             await context.Response.Body.WriteAsync(Fixture(failure.Fixture, dialect));
+            LastResponseEnded = Stopwatch.GetTimestamp();
+            return;
+        }
+
+        if (RawJsonAnswer is { } raw)
+        {
+            context.Response.ContentType = "application/json";
+            context.Response.ContentLength = raw.Length;
+            await context.Response.Body.WriteAsync(raw);
             LastResponseEnded = Stopwatch.GetTimestamp();
             return;
         }
