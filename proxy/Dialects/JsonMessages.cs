@@ -6,6 +6,9 @@ namespace Mnemo.Proxy.Dialects;
 /// <remarks>Shared by the dialects whose history is one array of <c>{"role":…}</c> objects (OpenAI Chat, Anthropic Messages, Ollama).</remarks>
 internal static class JsonMessages
 {
+    /// <summary>Anything else would leave the answer's format (a stream or one document) to the upstream's reading of it.</summary>
+    public const string StreamNotBoolean = "The 'stream' property must be true or false.";
+
     /// <summary>What an item of a history array is, for the splice point and the inputs.</summary>
     public enum ItemKind
     {
@@ -81,6 +84,11 @@ internal static class JsonMessages
 
                     streamFound = true;
                     reader.Read();
+                    if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False or JsonTokenType.Null))
+                    {
+                        return ParseResult.Invalid(JsonMessages.StreamNotBoolean);
+                    }
+
                     plan.Stream = reader.TokenType == JsonTokenType.True;
                     reader.Skip();
                 }

@@ -57,6 +57,11 @@ internal sealed class OpenAIResponsesDialect : Dialect
 
                     streamFound = true;
                     reader.Read();
+                    if (reader.TokenType is not (JsonTokenType.True or JsonTokenType.False or JsonTokenType.Null))
+                    {
+                        error ??= JsonMessages.StreamNotBoolean;
+                    }
+
                     plan.Stream = reader.TokenType == JsonTokenType.True;
                     reader.Skip();
                 }

@@ -30,6 +30,9 @@ public static class MnemoHostingExtensions
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             kestrel.AddServerHeader = false;
+            // Kestrel reads endpoints from configuration but not its limits (dotnet/aspnetcore#4765): bind the scalar
+            // ones, so Kestrel:Limits:MaxRequestBodySize and friends work as the README says.
+            context.Configuration.GetSection("Kestrel:Limits").Bind(kestrel.Limits);
             kestrel.Configure(context.Configuration.GetSection("Kestrel"))
                 .Endpoint(ManagementEndpoint.Name, endpoint => endpoint.ListenOptions.Use(ManagementEndpoint.Tag));
         });
