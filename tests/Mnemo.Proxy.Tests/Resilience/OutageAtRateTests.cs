@@ -162,7 +162,7 @@ public sealed class OutageAtRateTests : FunctionalTest
 
     /// <summary>
     /// One sequential conversation per session (the next question once the last answer is read), each session's
-    /// questions on a fixed schedule, so the load arrives at the same rate whether Redis is up or down.
+    /// questions on a fixed schedule, so the load arrives at the same rate whether Redis is up or down, never faster.
     /// </summary>
     private sealed class PacedLoad
     {
@@ -223,7 +223,8 @@ public sealed class OutageAtRateTests : FunctionalTest
                     }
                 }
 
-                next += interval;
+                // A session that fell behind (the machine stalled) does not catch up in a burst: the rate stays at most Rate.
+                next = Max(next + interval, Now);
                 var question = $"{session} question {turn}";
                 var streamed = turn % 2 == 0;
                 using var request = ProxyHost.Chat(UserTurn(question, streamed), session);
@@ -249,6 +250,8 @@ public sealed class OutageAtRateTests : FunctionalTest
             }
         }
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     private sealed record Exchange(string Question, TimeSpan Started, TimeSpan Ended, string Memory, bool Completed);
 }
