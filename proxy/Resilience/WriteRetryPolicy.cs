@@ -35,12 +35,15 @@ internal sealed class WriteRetryPolicy
 
     /// <summary>
     /// The wait before retry number <paramref name="retry"/> (1 for the first): the first delay doubled on each retry,
-    /// capped at the maximum, with "equal jitter" (between half and all of it) so turns that failed together do not all
-    /// come back in the same instant.
+    /// capped at the maximum, times <paramref name="jitter"/> (see <see cref="Jitter"/>).
     /// </summary>
-    public TimeSpan Delay(int retry)
-    {
-        var delay = Math.Min(_maxDelayTicks, _firstDelayTicks * Math.Pow(2, Math.Min(retry - 1, 30)));
-        return TimeSpan.FromTicks((long)(delay * (0.5 + (Random.Shared.NextDouble() * 0.5))));
-    }
+    public TimeSpan Delay(int retry, double jitter) =>
+        TimeSpan.FromTicks((long)(Math.Min(_maxDelayTicks, _firstDelayTicks * Math.Pow(2, Math.Min(retry - 1, 30))) * jitter));
+
+    /// <summary>
+    /// "Equal jitter", between half and all of a delay, drawn once per round of writes: turns that failed together are
+    /// retried together (one round trip again), while replicas that failed at the same moment do not all come back in
+    /// the same instant.
+    /// </summary>
+    public static double Jitter() => 0.5 + (Random.Shared.NextDouble() * 0.5);
 }

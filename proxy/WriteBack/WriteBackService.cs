@@ -295,6 +295,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     {
         var started = _time.GetTimestamp();
         var startedWall = Stopwatch.GetTimestamp();
+        var jitter = WriteRetryPolicy.Jitter();
         // Issued all before any is awaited; each stored ValueTask is awaited exactly once, just below.
 #pragma warning disable CA2012
         for (var i = 0; i < round.Count; i++)
@@ -344,7 +345,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
             }
             catch (Exception ex)
             {
-                Failed(line, turn, ex);
+                Failed(line, turn, ex, jitter);
             }
         }
     }
@@ -358,7 +359,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         Next(line);
     }
 
-    private void Failed(SessionLine line, Turn turn, Exception error)
+    private void Failed(SessionLine line, Turn turn, Exception error, double jitter)
     {
         var connection = WriteRetryPolicy.IsConnectionFailure(error);
         if (_policy.Retries == 0 || (!connection && line.Failures >= _policy.Retries))
@@ -382,7 +383,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 
         line.Retries++;
         line.ConnectionLost = connection;
-        _waiting.Enqueue(line, _time.GetTimestamp() + (long)(_policy.Delay(line.Retries).TotalSeconds * _time.TimestampFrequency));
+        _waiting.Enqueue(line, _time.GetTimestamp() + (long)(_policy.Delay(line.Retries, jitter).TotalSeconds * _time.TimestampFrequency));
     }
 
     /// <summary>The line's next turn is ready to write; a line with none left is closed.</summary>
