@@ -9,6 +9,9 @@ namespace Mnemo.Proxy.History;
 /// </summary>
 internal sealed class RedisConnection : IHostedService, IAsyncDisposable
 {
+    private static readonly TimeSpan s_heartbeat = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan s_reconnectInterval = TimeSpan.FromMilliseconds(400);
+
     private readonly ConfigurationOptions _options;
     private readonly ILogger<RedisConnection> _logger;
     private ConnectionMultiplexer? _multiplexer;
@@ -23,8 +26,12 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
         // immediately and the writer's retry policy decides when to try again.
         _options.BacklogPolicy = BacklogPolicy.FailFast;
         _options.ClientName ??= "mnemo";
+        PreferPromptReconnect(_options);
         _logger = logger;
     }
+
+    /// <summary>The connection came back after it was lost (raised on SE.Redis's thread: keep handlers short).</summary>
+    public event Action? Restored;
 
     /// <summary>Null until the first connection attempt has finished.</summary>
     public IDatabase? Database => _multiplexer?.GetDatabase();
@@ -81,6 +88,7 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
                 if (e.ConnectionType == ConnectionType.Interactive)
                 {
                     _ = WarmScriptsAsync(multiplexer);
+                    Restored?.Invoke();
                 }
             };
             _multiplexer = multiplexer;
@@ -96,6 +104,30 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
         catch (Exception ex) when (ex is RedisException or ArgumentException)
         {
             Log.ConnectFailed(_logger, ex.GetType().Name);
+        }
+    }
+
+    /// <summary>
+    /// Reconnects within about half a second of Redis coming back, where SE.Redis's defaults take seconds: it only tries
+    /// on its heartbeat (every second), and its default <see cref="ExponentialRetry"/> (half the connect timeout, growing)
+    /// lets at least 2.5 s pass between tries. Memory (reads) and the write-back resume when the connection does.
+    /// </summary>
+    /// <remarks>
+    /// A configuration string cannot set either (SE.Redis has no keyword for them), so a value other than the default
+    /// provider's came from code or from a provider made for a cloud's Redis: that one is kept. A try that has not
+    /// connected within the retry interval is abandoned and made again, so the interval stays well above a TCP connect's
+    /// round trip; the connect timeout (<c>connectTimeout</c>, which a string can set) is left as configured.
+    /// </remarks>
+    internal static void PreferPromptReconnect(ConfigurationOptions options)
+    {
+        if (options.HeartbeatInterval == options.Defaults.HeartbeatInterval && options.HeartbeatInterval > s_heartbeat)
+        {
+            options.HeartbeatInterval = s_heartbeat;
+        }
+
+        if (options.Defaults.ReconnectRetryPolicy is null && options.ReconnectRetryPolicy is ExponentialRetry)
+        {
+            options.ReconnectRetryPolicy = new LinearRetry((int)s_reconnectInterval.TotalMilliseconds);
         }
     }
 

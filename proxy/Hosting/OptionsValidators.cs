@@ -81,6 +81,7 @@ internal sealed class OptionsValidators(IConfiguration configuration) :
     public ValidateOptionsResult Validate(string? name, WriteBackOptions options) =>
         new OptionsErrors(WriteBackOptions.SectionName)
             .Range(options.QueueCapacity, "QueueCapacity", 1, 10_000_000)
+            .Check(options.QueueBytes >= 1024, "QueueBytes", $"must be at least 1024 bytes (was {options.QueueBytes}).")
             .Range(options.MaxConcurrentWrites, "MaxConcurrentWrites", 1, 4096)
             .Result();
 }

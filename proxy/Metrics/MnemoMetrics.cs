@@ -33,6 +33,7 @@ internal sealed class MnemoMetrics
     private readonly Counter.Child[] _roundTripChildren;
     private readonly Gauge _queueDepth;
     private readonly Counter.Child[] _notStoredChildren;
+    private readonly Gauge _queueBytes;
     private readonly Counter _conversionDropped;
     private readonly Counter.Child?[] _droppedChildren = new Counter.Child?[DialectLabels.Count * DialectLabels.Count * s_dropKinds.Length];
 
@@ -60,6 +61,9 @@ internal sealed class MnemoMetrics
         _queueDepth = factory.CreateGauge(
             "mnemo_writeback_queue_depth",
             "Turns waiting to be written to the store.");
+        _queueBytes = factory.CreateGauge(
+            "mnemo_writeback_queue_bytes",
+            "Bytes of the turns waiting to be written to the store.");
         var writeBack = factory.CreateCounter(
             "mnemo_writeback_total",
             "Write-back attempts by outcome: written, duplicate (a retried write already stored), retried, dropped.",
@@ -127,6 +131,8 @@ internal sealed class MnemoMetrics
     public void RoundTrip(RedisOp op) => _roundTripChildren[(int)op].Inc();
 
     public void QueueDepth(int depth) => _queueDepth.Set(depth);
+
+    public void QueueBytes(long bytes) => _queueBytes.Set(bytes);
 
     public void ConversionDropped(DialectId from, DialectId to, DropKind kind, int count = 1)
     {

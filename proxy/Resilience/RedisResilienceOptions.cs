@@ -12,14 +12,17 @@ public sealed record RedisResilienceOptions
     /// <summary>Time allowed for one write attempt.</summary>
     public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Retries of a failed write before the turn is dropped (and counted).</summary>
+    /// <summary>
+    /// Retries of a failed write before the turn is dropped (and counted); 0 = none. Only failures of the write itself
+    /// (refused, timed out) use them: while the connection is down turns wait, bounded by the write-back queue.
+    /// </summary>
     public int WriteRetries { get; init; } = 8;
 
     /// <summary>First retry delay; doubles on each retry, with jitter.</summary>
     public TimeSpan WriteRetryDelay { get; init; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>Upper bound of a retry delay.</summary>
-    public TimeSpan WriteRetryMaxDelay { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Upper bound of a retry delay: how long writes can lag behind a Redis that has recovered from refusing them.</summary>
+    public TimeSpan WriteRetryMaxDelay { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Share of failed calls within <see cref="BreakerSamplingDuration"/> that opens the circuit.</summary>
     public double BreakerFailureRatio { get; init; } = 0.5;
@@ -30,6 +33,9 @@ public sealed record RedisResilienceOptions
     /// <summary>Window over which failures are counted.</summary>
     public TimeSpan BreakerSamplingDuration { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long an open circuit skips Redis before one call probes it again.</summary>
-    public TimeSpan BreakerBreakDuration { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// How long an open circuit skips Redis before one call probes it again. The circuit also closes as soon as a lost
+    /// connection is restored.
+    /// </summary>
+    public TimeSpan BreakerBreakDuration { get; init; } = TimeSpan.FromSeconds(1);
 }

@@ -3,7 +3,7 @@ namespace Mnemo.Proxy.WriteBack;
 // Session ids, tenants and turn contents are never logged.
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 500, Level = LogLevel.Error, Message = "Write-back queue is full: a turn was dropped. Is Redis reachable?")]
+    [LoggerMessage(EventId = 500, Level = LogLevel.Error, Message = "Write-back queue is full (Mnemo:WriteBack:QueueCapacity): a turn was dropped. Is Redis reachable?")]
     public static partial void TurnDroppedQueueFull(ILogger logger);
 
     [LoggerMessage(EventId = 501, Level = LogLevel.Error, Message = "A turn could not be written after all retries and was dropped ({ExceptionType}).")]
@@ -20,4 +20,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 505, Level = LogLevel.Warning, Message = "A Strict turn waits behind an earlier turn of its session that is not written yet; it is written after its response, in order.")]
     public static partial void StrictWriteBehindEarlierTurn(ILogger logger);
+
+    [LoggerMessage(EventId = 506, Level = LogLevel.Error, Message = "Write-back queue is full (Mnemo:WriteBack:QueueBytes): a turn of {Bytes} bytes was dropped. Is Redis reachable?")]
+    public static partial void TurnDroppedQueueBytes(ILogger logger, int bytes);
 }

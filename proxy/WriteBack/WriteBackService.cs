@@ -3,7 +3,6 @@ using Microsoft.Extensions.Options;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Resilience;
-using Polly;
 
 namespace Mnemo.Proxy.WriteBack;
 
@@ -12,40 +11,58 @@ namespace Mnemo.Proxy.WriteBack;
 /// in-flight streams are included), bounded by the host's shutdown timeout; what is left then is counted and logged.
 /// </summary>
 /// <remarks>
-/// A batch's first attempts go out together (pipelined on the shared connection) and are awaited in order, so a busy
-/// proxy wakes once per batch rather than once per turn. Only a write that failed goes through the retry pipeline.
-/// A batch holds at most one turn per session; a session's later turns wait for the next batch, which keeps them in order.
+/// <para>
+/// The writer works in rounds: each round's writes go out together (pipelined on the shared connection) and are awaited
+/// in order, so a busy proxy wakes once per round rather than once per turn, and one round trip carries many turns.
+/// </para>
+/// <para>
+/// Turns wait in one line per session, and only the head of a line is ever written: a round holds at most one turn per
+/// session, and a session's later turn is never written before an earlier one that failed. A failed head waits for its
+/// retry time (see <see cref="WriteRetryPolicy"/>) with its line behind it, while the other sessions' lines go on being
+/// written; when it is due, it joins the next round with whatever else is ready. While the connection is down nothing
+/// is tried at all; when it comes back, the waiting turns go out in full rounds at once.
+/// </para>
 /// </remarks>
 internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 {
+    // How often the writer looks at the connection while it is down; the lines wait meanwhile.
+    private static readonly TimeSpan s_connectionPoll = TimeSpan.FromMilliseconds(20);
+
     private readonly WriteBackQueue _queue;
     private readonly IHistoryStore _store;
-    private readonly ResiliencePipeline _retries;
+    private readonly RedisConnection? _connection;
+    private readonly WriteRetryPolicy _policy;
     private readonly MnemoMetrics _metrics;
+    private readonly TimeProvider _time;
     private readonly ILogger<WriteBackService> _logger;
     private readonly int _maxConcurrent;
-    private readonly bool _retry;
-    private readonly TimeSpan _writeTimeout;
     private readonly CancellationTokenSource _abort = new();
+
+    // The writer's state: touched by its loop only.
+    private readonly Dictionary<string, SessionLine> _lines = new(StringComparer.Ordinal);
+    private readonly Queue<SessionLine> _ready = new();
+    private readonly PriorityQueue<SessionLine, long> _waiting = new();
+    private readonly Stack<SessionLine> _spare = new();
     private Task _loop = Task.CompletedTask;
 
     public WriteBackService(
         WriteBackQueue queue,
         IHistoryStore store,
-        RedisPipelines pipelines,
         MnemoMetrics metrics,
+        TimeProvider time,
         IOptions<WriteBackOptions> options,
         IOptions<RedisResilienceOptions> redis,
-        ILogger<WriteBackService> logger)
+        ILogger<WriteBackService> logger,
+        RedisConnection? connection = null)
     {
         _queue = queue;
         _store = store;
-        _retries = pipelines.Write;
+        _connection = connection;
+        _policy = new WriteRetryPolicy(redis.Value);
         _metrics = metrics;
+        _time = time;
         _logger = logger;
         _maxConcurrent = options.Value.MaxConcurrentWrites;
-        _retry = redis.Value.WriteRetries > 0;
-        _writeTimeout = redis.Value.WriteTimeout;
     }
 
     /// <summary>
@@ -69,7 +86,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         var started = Stopwatch.GetTimestamp();
         try
         {
-            var result = await _store.AppendAsync(turn, CancellationToken.None).AsTask().WaitAsync(_writeTimeout).ConfigureAwait(false);
+            var result = await _store.AppendAsync(turn, CancellationToken.None).AsTask().WaitAsync(_policy.Timeout).ConfigureAwait(false);
             Written(turn, result, started);
             _queue.Pending.Remove(turn);
             return true;
@@ -122,50 +139,76 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     private async Task RunAsync(CancellationToken abort)
     {
         var reader = _queue.Reader;
-        var batch = new List<Turn>(_maxConcurrent);
-        var sessions = new HashSet<string>(StringComparer.Ordinal);
-        var carried = new Queue<Turn>();
+        var round = new List<SessionLine>(_maxConcurrent);
         var attempts = new ValueTask<AppendResult>[_maxConcurrent];
-        var failed = new List<(Turn Turn, Exception Error)>();
+        var wasDown = false;
         try
         {
-            while (carried.Count > 0 || await reader.WaitToReadAsync(abort).ConfigureAwait(false))
+            while (true)
             {
-                batch.Clear();
-                sessions.Clear();
-                for (var i = carried.Count; i > 0; i--)
+                while (reader.TryRead(out var turn))
                 {
-                    Take(carried.Dequeue(), batch, sessions, carried);
+                    File(turn);
                 }
 
-                var dequeued = 0;
-                while (batch.Count < _maxConcurrent && reader.TryRead(out var turn))
+                if (_lines.Count == 0 && reader.Completion.IsCompleted)
                 {
-                    dequeued++;
-                    Take(turn, batch, sessions, carried);
+                    return;
                 }
 
-                _queue.Dequeued(dequeued);
-                await WriteBatchAsync(batch, attempts, failed, abort).ConfigureAwait(false);
+                if (_connection is { IsConnected: false })
+                {
+                    // Every write would fail at once: leave the turns where they are, without using their retries.
+                    wasDown = true;
+                    await WaitAsync(reader, s_connectionPoll, abort).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (wasDown)
+                {
+                    wasDown = false;
+                    ReleaseConnectionWaits();
+                }
+
+                PromoteDue(_time.GetTimestamp());
+                round.Clear();
+                while (round.Count < _maxConcurrent && _ready.TryDequeue(out var line))
+                {
+                    round.Add(line);
+                }
+
+                if (round.Count > 0)
+                {
+                    await WriteRoundAsync(round, attempts, abort).ConfigureAwait(false);
+                }
+                else
+                {
+                    var wait = _waiting.TryPeek(out _, out var due) ? _time.GetElapsedTime(_time.GetTimestamp(), due) : Timeout.InfiniteTimeSpan;
+                    await WaitAsync(reader, wait, abort).ConfigureAwait(false);
+                }
             }
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
         {
-            var left = carried.Count;
-            foreach (var turn in carried)
+            var left = 0;
+            foreach (var line in _lines.Values)
             {
-                _queue.Pending.Remove(turn);
+                foreach (var turn in line.Turns)
+                {
+                    Forget(turn);
+                    left++;
+                }
             }
 
-            var inChannel = 0;
+            _lines.Clear();
+            _ready.Clear();
+            _waiting.Clear();
             while (reader.TryRead(out var turn))
             {
-                _queue.Pending.Remove(turn);
-                inChannel++;
+                Forget(turn);
+                left++;
             }
 
-            _queue.Dequeued(inChannel);
-            left += inChannel;
             if (left > 0)
             {
                 _metrics.WriteBack(WriteBackOutcome.Dropped, left);
@@ -174,28 +217,92 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         }
     }
 
-    private static void Take(Turn turn, List<Turn> batch, HashSet<string> sessions, Queue<Turn> carried)
+    /// <summary>Until a turn arrives, the wait is over, or the service is aborted (thrown).</summary>
+    private async Task WaitAsync(System.Threading.Channels.ChannelReader<Turn> reader, TimeSpan wait, CancellationToken abort)
     {
-        if (sessions.Add(turn.Session.Slot))
+        if (wait == TimeSpan.Zero || (wait < TimeSpan.Zero && wait != Timeout.InfiniteTimeSpan))
         {
-            batch.Add(turn);
+            return;
         }
-        else
+
+        if (reader.Completion.IsCompleted)
         {
-            carried.Enqueue(turn);
+            // Draining at shutdown: nothing more can arrive; the wait is for a retry (never infinite, lines are left).
+            await Task.Delay(wait, _time, abort).ConfigureAwait(false);
+            return;
+        }
+
+        using var timeout = wait == Timeout.InfiniteTimeSpan ? null : new CancellationTokenSource(wait, _time);
+        using var linked = timeout is null ? null : CancellationTokenSource.CreateLinkedTokenSource(abort, timeout.Token);
+        try
+        {
+            await reader.WaitToReadAsync(linked?.Token ?? abort).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!abort.IsCancellationRequested)
+        {
         }
     }
 
-    private async Task WriteBatchAsync(List<Turn> batch, ValueTask<AppendResult>[] attempts, List<(Turn Turn, Exception Error)> failed, CancellationToken abort)
+    /// <summary>A new turn joins the end of its session's line; a session with no line starts one, ready to write.</summary>
+    private void File(Turn turn)
     {
-        var started = Stopwatch.GetTimestamp();
+        if (_lines.TryGetValue(turn.Session.Slot, out var line))
+        {
+            line.Turns.Enqueue(turn);
+            return;
+        }
+
+        line = _spare.TryPop(out var spare) ? spare : new SessionLine();
+        line.Slot = turn.Session.Slot;
+        line.Turns.Enqueue(turn);
+        _lines.Add(line.Slot, line);
+        _ready.Enqueue(line);
+    }
+
+    private void PromoteDue(long now)
+    {
+        while (_waiting.TryPeek(out var line, out var due) && due <= now)
+        {
+            _waiting.Dequeue();
+            _ready.Enqueue(line);
+        }
+    }
+
+    /// <summary>The connection is back: turns whose write failed with it are written now, not after their backoff.</summary>
+    private void ReleaseConnectionWaits()
+    {
+        if (_waiting.Count == 0)
+        {
+            return;
+        }
+
+        var waiting = _waiting.UnorderedItems.ToArray();
+        _waiting.Clear();
+        foreach (var (line, due) in waiting)
+        {
+            if (line.ConnectionLost)
+            {
+                _ready.Enqueue(line);
+            }
+            else
+            {
+                _waiting.Enqueue(line, due);
+            }
+        }
+    }
+
+    private async Task WriteRoundAsync(List<SessionLine> round, ValueTask<AppendResult>[] attempts, CancellationToken abort)
+    {
+        var started = _time.GetTimestamp();
+        var startedWall = Stopwatch.GetTimestamp();
+        var jitter = WriteRetryPolicy.Jitter();
         // Issued all before any is awaited; each stored ValueTask is awaited exactly once, just below.
 #pragma warning disable CA2012
-        for (var i = 0; i < batch.Count; i++)
+        for (var i = 0; i < round.Count; i++)
         {
             try
             {
-                attempts[i] = _store.AppendAsync(batch[i], CancellationToken.None);
+                attempts[i] = _store.AppendAsync(round[i].Turns.Peek(), CancellationToken.None);
             }
             catch (Exception ex)
             {
@@ -204,90 +311,126 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         }
 #pragma warning restore CA2012
 
-        failed.Clear();
-        for (var i = 0; i < batch.Count; i++)
+        for (var i = 0; i < round.Count; i++)
         {
+            var line = round[i];
+            var turn = line.Turns.Peek();
             try
             {
-                Written(batch[i], await attempts[i].ConfigureAwait(false), started);
+                var attempt = attempts[i];
+                attempts[i] = default;
+                AppendResult result;
+                if (attempt.IsCompleted)
+                {
+                    result = await attempt.ConfigureAwait(false);
+                }
+                else
+                {
+                    // One deadline for the round: every write in it went out at the same time.
+                    var left = _policy.Timeout - _time.GetElapsedTime(started);
+                    result = await attempt.AsTask().WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time, abort).ConfigureAwait(false);
+                }
+
+                Written(turn, result, startedWall);
+                Done(line, turn);
+            }
+            catch (OperationCanceledException) when (abort.IsCancellationRequested)
+            {
+                for (var j = i + 1; j < round.Count; j++)
+                {
+                    attempts[j] = default;
+                }
+
+                throw;
             }
             catch (Exception ex)
             {
-                failed.Add((batch[i], ex));
-            }
-            finally
-            {
-                attempts[i] = default;
-            }
-        }
-
-        foreach (var turn in batch)
-        {
-            if (!Failed(failed, turn))
-            {
-                _queue.Pending.Remove(turn);
-            }
-        }
-
-        foreach (var (turn, error) in failed)
-        {
-            if (_retry)
-            {
-                await RetryAsync(turn, abort).ConfigureAwait(false);
-            }
-            else
-            {
-                _queue.Pending.Remove(turn);
-                _metrics.WriteBack(WriteBackOutcome.Dropped);
-                Log.TurnDropped(_logger, error.GetType().Name);
+                Failed(line, turn, ex, jitter);
             }
         }
     }
 
-    private static bool Failed(List<(Turn Turn, Exception Error)> failed, Turn turn)
+    private void Done(SessionLine line, Turn turn)
     {
-        foreach (var (candidate, _) in failed)
-        {
-            if (ReferenceEquals(candidate, turn))
-            {
-                return true;
-            }
-        }
-
-        return false;
+        line.Turns.Dequeue();
+        line.Failures = 0;
+        line.Retries = 0;
+        Forget(turn);
+        Next(line);
     }
 
-    private async Task RetryAsync(Turn turn, CancellationToken abort)
+    private void Failed(SessionLine line, Turn turn, Exception error, double jitter)
     {
-        var started = Stopwatch.GetTimestamp();
+        var connection = WriteRetryPolicy.IsConnectionFailure(error);
+        if (_policy.Retries == 0 || (!connection && line.Failures >= _policy.Retries))
+        {
+            line.Turns.Dequeue();
+            line.Failures = 0;
+            line.Retries = 0;
+            Forget(turn);
+            _metrics.WriteBack(WriteBackOutcome.Dropped);
+            // Only the type: SE.Redis messages can quote the key, which holds the session id.
+            Log.TurnDropped(_logger, error.GetType().Name);
+            Next(line);
+            return;
+        }
+
         _metrics.WriteBack(WriteBackOutcome.Retried);
-        try
+        if (!connection)
         {
-            var result = await _retries.ExecuteAsync(
-                static (state, ct) => state.Store.AppendAsync(state.Turn, ct),
-                (Store: _store, Turn: turn),
-                abort).ConfigureAwait(false);
-            Written(turn, result, started);
+            line.Failures++;
         }
-        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+
+        line.Retries++;
+        line.ConnectionLost = connection;
+        _waiting.Enqueue(line, _time.GetTimestamp() + (long)(_policy.Delay(line.Retries, jitter).TotalSeconds * _time.TimestampFrequency));
+    }
+
+    /// <summary>The line's next turn is ready to write; a line with none left is closed.</summary>
+    private void Next(SessionLine line)
+    {
+        if (line.Turns.Count > 0)
         {
-            _metrics.WriteBack(WriteBackOutcome.Dropped);
-            Log.DroppedAtShutdown(_logger, 1);
+            _ready.Enqueue(line);
+            return;
         }
-        catch (Exception ex)
+
+        _lines.Remove(line.Slot);
+        line.Slot = "";
+        line.ConnectionLost = false;
+        if (_spare.Count < _maxConcurrent)
         {
-            _metrics.WriteBack(WriteBackOutcome.Dropped);
-            Log.TurnDropped(_logger, ex.GetType().Name);
+            _spare.Push(line);
         }
-        finally
-        {
-            _queue.Pending.Remove(turn);
-        }
+    }
+
+    /// <summary>Written or dropped: no longer pending for reads, and its room in the queue is free.</summary>
+    private void Forget(Turn turn)
+    {
+        _queue.Pending.Remove(turn);
+        _queue.Release(turn);
     }
 
     private void Written(Turn turn, AppendResult result, long started)
     {
         _metrics.WriteBack(result == AppendResult.Written ? WriteBackOutcome.Written : WriteBackOutcome.Duplicate);
         _metrics.Stage(Stage.WriteBack, turn.Dialect, Stopwatch.GetElapsedTime(started).TotalSeconds);
+    }
+
+    /// <summary>A session's unwritten turns, oldest first; only the head is ever being written or waiting for a retry.</summary>
+    private sealed class SessionLine
+    {
+        public string Slot { get; set; } = "";
+
+        public Queue<Turn> Turns { get; } = new();
+
+        /// <summary>Failed attempts of the head that use up its retries (not those of a lost connection).</summary>
+        public int Failures { get; set; }
+
+        /// <summary>Retries of the head so far, of either kind: the backoff's exponent.</summary>
+        public int Retries { get; set; }
+
+        /// <summary>The head's last attempt failed with the connection: it goes as soon as the connection is back.</summary>
+        public bool ConnectionLost { get; set; }
     }
 }
