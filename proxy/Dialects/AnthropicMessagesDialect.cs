@@ -11,7 +11,7 @@ internal sealed class AnthropicMessagesDialect : Dialect
     // Not "/messages": OpenAI Assistants' /v1/threads/{id}/messages would match it.
     public override string PathSuffix => "/v1/messages";
 
-    public override ParseResult ParseRequest(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan) =>
+    protected override ParseResult ParseBody(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan) =>
         JsonMessages.Parse(body, "messages"u8, "'messages'", fullHistory, plan);
 
     public override Task WriteErrorAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken)

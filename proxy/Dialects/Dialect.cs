@@ -1,3 +1,4 @@
+using System.Text.Unicode;
 using System.Text.Json;
 using Mnemo.Proxy.Metrics;
 
@@ -20,7 +21,28 @@ internal abstract class Dialect
     /// conversation and only what follows the last assistant item is new. An error message is safe to show the client:
     /// it never quotes the body.
     /// </summary>
-    public abstract ParseResult ParseRequest(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan);
+    /// <remarks>
+    /// The body must be Unicode text throughout: stored bytes are replayed to the upstream on every later request, and
+    /// read back by every dialect. Invalid UTF-8, or a <c>\u</c> escape of half a surrogate pair (valid JSON grammar,
+    /// but no character: readers throw on it), is refused here, before any dialect looks at it.
+    /// </remarks>
+    public ParseResult ParseRequest(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan)
+    {
+        if (!Utf8.IsValid(body))
+        {
+            return ParseResult.Invalid("The request body is not valid UTF-8.");
+        }
+
+        if (JsonEscapes.HasLoneSurrogate(body))
+        {
+            return ParseResult.Invalid("The request body has a \\u escape of half a surrogate pair: JSON text must be valid Unicode.");
+        }
+
+        return ParseBody(body, fullHistory, plan);
+    }
+
+    /// <summary>The dialect's own part of <see cref="ParseRequest"/>, on a body that is valid Unicode text.</summary>
+    protected abstract ParseResult ParseBody(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan);
 
     /// <summary>Writes an error in this API's own error format.</summary>
     public abstract Task WriteErrorAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken);

@@ -10,7 +10,7 @@ internal sealed class OllamaChatDialect : Dialect
 
     public override string PathSuffix => "/api/chat";
 
-    public override ParseResult ParseRequest(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan)
+    protected override ParseResult ParseBody(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan)
     {
         var result = JsonMessages.Parse(body, "messages"u8, "'messages'", fullHistory, plan);
 

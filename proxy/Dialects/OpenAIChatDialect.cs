@@ -10,7 +10,7 @@ internal sealed class OpenAIChatDialect : Dialect
 
     public override string PathSuffix => "/chat/completions";
 
-    public override ParseResult ParseRequest(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan) =>
+    protected override ParseResult ParseBody(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan) =>
         JsonMessages.Parse(body, "messages"u8, "'messages'", fullHistory, plan);
 
     public override Task WriteErrorAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken) =>

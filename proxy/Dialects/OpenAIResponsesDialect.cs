@@ -19,7 +19,7 @@ internal sealed class OpenAIResponsesDialect : Dialect
     /// replaced, once there is history, by an array of the history and the string as a user message. A request naming a
     /// <c>previous_response_id</c> or a <c>conversation</c> has its state kept by the provider: it passes through.
     /// </summary>
-    public override ParseResult ParseRequest(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan)
+    protected override ParseResult ParseBody(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan)
     {
         plan.Reset();
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 128 });

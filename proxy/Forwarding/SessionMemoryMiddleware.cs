@@ -1,4 +1,3 @@
-using System.Text.Unicode;
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -182,9 +181,7 @@ internal sealed class SessionMemoryMiddleware
         var bodyError = await RequestBody.ReadAsync(context.Request, body, aborted).ConfigureAwait(false);
         _metrics.Stage(Stage.BodyRead, dialect.Id, Stopwatch.GetElapsedTime(exchange.Started).TotalSeconds);
         var plan = exchange.Plan = new SplicePlan();
-        // Stored bytes are replayed to the upstream on every later request: they must be valid UTF-8 JSON.
-        var utf8 = bodyError is null && Utf8.IsValid(body.Span);
-        var parsed = utf8 ? dialect.ParseRequest(body.Span, mode == MemoryMode.Record, plan) : default;
+        var parsed = bodyError is null ? dialect.ParseRequest(body.Span, mode == MemoryMode.Record, plan) : default;
 
         ReadResult history = default;
         if (inject)
@@ -206,12 +203,6 @@ internal sealed class SessionMemoryMiddleware
                 await RejectAsync(exchange, bodyError.StatusCode, "request_body_rejected", bodyError.Message).ConfigureAwait(false);
             }
 
-            return;
-        }
-
-        if (!utf8)
-        {
-            await RejectAsync(exchange, StatusCodes.Status400BadRequest, "invalid_request_body", "The request body is not valid UTF-8.").ConfigureAwait(false);
             return;
         }
 

@@ -143,7 +143,11 @@ internal static class PropertyGen
     /// A turn's request (<paramref name="turn"/>) has at least one item of its own; with <paramref name="plain"/>, only
     /// user messages, whose every text another dialect carries over.
     /// </remarks>
-    public static Gen<RequestSpec> Request(Dialect dialect, bool turn = false, bool plain = false)
+    /// <summary>A valid request: also valid Unicode text (no lone surrogate escape, which ParseRequest refuses whole).</summary>
+    public static Gen<RequestSpec> Request(Dialect dialect, bool turn = false, bool plain = false) =>
+        AnyRequest(dialect, turn, plain).Where(r => !Mnemo.Proxy.Dialects.JsonEscapes.HasLoneSurrogate(System.Text.Encoding.UTF8.GetBytes(r.Body)));
+
+    private static Gen<RequestSpec> AnyRequest(Dialect dialect, bool turn, bool plain)
     {
         var id = dialect.Id.ToString();
         var arrayName = id == "OpenAIResponses" ? "input" : "messages";

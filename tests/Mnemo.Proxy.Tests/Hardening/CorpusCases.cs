@@ -32,7 +32,7 @@ public static class CorpusCases
         new("16 UTF-8 BOM before the JSON: 400 invalid_request_body", ByteOrderMarkAsync),
         new("17 raw NUL byte in a string: 400", RawNulAsync),
         new("18 invalid UTF-8 in content: 400 invalid_request_body naming UTF-8", InvalidUtf8Async),
-        new("19 escaped lone surrogate: 200, stored element is valid JSON", EscapedLoneSurrogateAsync),
+        new("19 escaped lone surrogate: 400 invalid_request_body (a pair and an escaped backslash are fine)", EscapedLoneSurrogateAsync),
         new("20 duplicate history property: 400 invalid_request_body", DuplicateHistoryPropertyAsync),
         new("21 empty history field: forwarded, nothing stored", EmptyHistoryAsync),
         new("22 only system messages: forwarded, nothing stored", OnlySystemAsync),
@@ -244,15 +244,23 @@ public static class CorpusCases
 
     private static async Task EscapedLoneSurrogateAsync(CaseRun run)
     {
-        run.Allowed.Add(CaseRun.Slot(run.Session));
-        var reply = await run.SendAsync(run.Dialect.Body($"[{CorpusDialect.User("\"half a pair: \\ud800 ends here\"")}]"));
-        run.AssertAnswered(reply);
-        await run.WaitForTurnsAsync(run.Session, 1);
+        foreach (var text in new[] { "\"half a pair: \\ud800 ends here\"", "\"low half alone: \\uDC00\"", "\"high then text: \\uD83Dx\"" })
+        {
+            var reply = await run.SendAsync(run.Dialect.Body($"[{CorpusDialect.User(text)}]"));
+            run.AssertError(reply, 400, "invalid_request_body", what: text);
+            Assert.That(ErrorShapes.Message(run.Dialect.Shape, reply.Body), Does.Contain("surrogate"));
+        }
 
+        await AssertNothingStoredAsync(run);
+
+        // An escaped pair (an emoji as ensure_ascii serialisers write it) and an escaped backslash before "ud800" are text.
+        run.Allowed.Add(CaseRun.Slot(run.Session));
+        var fine = await run.SendAsync(run.Dialect.Body($"[{CorpusDialect.User("\"\\ud83d\\ude00 and \\\\ud800\"")}]"));
+        run.AssertAnswered(fine);
+        await run.WaitForTurnsAsync(run.Session, 1);
         var stored = (byte[])(await run.Db.ListGetByIndexAsync(CaseRun.TurnsKey(run.Session), 0))!;
-        Assert.DoesNotThrow(() => new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(stored), "the stored element is not valid UTF-8");
         Assert.DoesNotThrow(() => JsonDocument.Parse(stored).Dispose(), "the stored element is not JSON");
-        Assert.That(Encoding.UTF8.GetString(stored), Does.Contain("\\ud800").IgnoreCase, "the escape is kept as sent");
+        Assert.That(Encoding.UTF8.GetString(stored), Does.Contain("\\ud83d\\ude00"), "the escape is kept as sent");
     }
 
     private static async Task DuplicateHistoryPropertyAsync(CaseRun run)
