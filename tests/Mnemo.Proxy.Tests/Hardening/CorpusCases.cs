@@ -46,7 +46,7 @@ public static class CorpusCases
         new("30 invalid chunked framing: 400 request_body_rejected", BadFramingAsync),
         new("30b Content-Length with Transfer-Encoding chunked: read as chunked (RFC 9112), forwarded with one framing", ContentLengthWithChunkedAsync),
         new("31 stream of the wrong type: 400 invalid_request_body", StreamWrongTypeAsync),
-        new("32 upstream answer with invalid UTF-8: passed on unchanged, nothing stored", UpstreamInvalidUtf8Async),
+        new("32 upstream answer with invalid UTF-8 or a lone surrogate escape: passed on unchanged, nothing stored", UpstreamInvalidUtf8Async),
         new("33 session and mode headers never reach the upstream", MnemoHeadersNotForwardedAsync),
     ];
 
@@ -443,12 +443,18 @@ public static class CorpusCases
     {
         var fixture = Encoding.UTF8.GetBytes(File.ReadAllText(FakeUpstream.FixturePath(run.Dialect.Folder, DefaultJson(run.Dialect))));
         var at = fixture.AsSpan().IndexOf(Encoding.UTF8.GetBytes(run.Dialect.AnswerText)) + 2;
-        byte[] answer = [.. fixture[..at], 0xFF, 0xFE, 0xC3, 0x28, 0xED, 0xA0, 0x80, .. fixture[at..]];
-        run.Upstream.RawJsonAnswer = answer;
 
-        var reply = await run.SendAsync(run.Dialect.Valid());
-        Assert.That(reply.Status, Is.EqualTo(200));
-        Assert.That(reply.Body, Is.EqualTo(answer), "the upstream's bytes, unchanged");
+        // Raw bytes that are not UTF-8, and an escape of half a surrogate pair (JSON grammar, but no character).
+        foreach (var bad in new byte[][] { [0xFF, 0xFE, 0xC3, 0x28, 0xED, 0xA0, 0x80], "\\ud800"u8.ToArray() })
+        {
+            byte[] answer = [.. fixture[..at], .. bad, .. fixture[at..]];
+            run.Upstream.RawJsonAnswer = answer;
+
+            var reply = await run.SendAsync(run.Dialect.Valid());
+            Assert.That(reply.Status, Is.EqualTo(200));
+            Assert.That(reply.Body, Is.EqualTo(answer), "the upstream's bytes, unchanged");
+        }
+
         await AssertNothingStoredAsync(run);
     }
 
