@@ -62,7 +62,8 @@ public sealed class PrometheusTests : FunctionalTest
     [Test]
     public async Task WriteBackDropAlert_FiresInPrometheus_WhenATurnCannotBeWritten()
     {
-        // No retries and a short write timeout, so a turn answered while Redis is down is dropped at once.
+        // No retries, and Redis refusing writes (out of memory) while it answers reads: the turn's one write is refused
+        // and the turn dropped at once. (A turn answered while Redis is unreachable is not dropped: it waits in the queue.)
         await using var proxy = await StartProxyAsync(new Dictionary<string, string?>
         {
             ["Mnemo:Redis:WriteRetries"] = "0",
@@ -72,28 +73,38 @@ public sealed class PrometheusTests : FunctionalTest
         await WaitForScrapeAsync(prometheus);
         Assert.That((await prometheus.QueryAsync("mnemo_writeback_total{outcome=\"dropped\"}")).Single().Value, Is.Zero, "the counter is exported at zero before any drop");
 
-        await Redis.StopAsync();
-        var (response, _) = await SendAsync(proxy, ProxyHost.Chat(UserTurn("lost"), session: "dropped"));
-        Assert.That(Header(response, "X-Mnemo-Memory"), Is.EqualTo("degraded"));
-
-        var alert = await Eventually.ValueAsync(
-            async () =>
-            {
-                using var document = await prometheus.GetAsync("/api/v1/alerts");
-                return document.RootElement.GetProperty("data").GetProperty("alerts").EnumerateArray()
-                    .Where(a => a.GetProperty("labels").GetProperty("alertname").GetString() == "MnemoWriteBackDropping")
-                    .Select(a => a.Clone())
-                    .FirstOrDefault();
-            },
-            a => a.ValueKind == JsonValueKind.Object && a.GetProperty("state").GetString() == "firing",
-            "MnemoWriteBackDropping to fire",
-            TimeSpan.FromSeconds(30));
+        await Redis.Server.ConfigSetAsync("maxmemory-policy", "noeviction");
+        await Redis.Server.ConfigSetAsync("maxmemory", "1");
+        JsonElement alert;
+        try
+        {
+            var (response, _) = await SendAsync(proxy, ProxyHost.Chat(UserTurn("lost"), session: "dropped"));
+            Assert.That(response.StatusCode, Is.EqualTo(System.Net.HttpStatusCode.OK));
+            alert = await FiringAsync(prometheus);
+        }
+        finally
+        {
+            await Redis.Server.ConfigSetAsync("maxmemory", "0");
+        }
 
         TestContext.Out.WriteLine(alert.GetRawText());
         Assert.That(alert.GetProperty("labels").GetProperty("severity").GetString(), Is.EqualTo("critical"));
         Assert.That(alert.GetProperty("labels").GetProperty("namespace").GetString(), Is.EqualTo("llm"));
         Assert.That(alert.GetProperty("annotations").GetProperty("description").GetString(), Does.StartWith("Turns in llm could not be written"));
     }
+
+    private static Task<JsonElement> FiringAsync(PrometheusServer prometheus) => Eventually.ValueAsync(
+        async () =>
+        {
+            using var document = await prometheus.GetAsync("/api/v1/alerts");
+            return document.RootElement.GetProperty("data").GetProperty("alerts").EnumerateArray()
+                .Where(a => a.GetProperty("labels").GetProperty("alertname").GetString() == "MnemoWriteBackDropping")
+                .Select(a => a.Clone())
+                .FirstOrDefault();
+        },
+        a => a.ValueKind == JsonValueKind.Object && a.GetProperty("state").GetString() == "firing",
+        "MnemoWriteBackDropping to fire",
+        TimeSpan.FromSeconds(30));
 
     /// <summary>The chart's PrometheusRule for the release namespace <c>llm</c>, as a rules file.</summary>
     private static async Task<string> AlertRulesAsync()
