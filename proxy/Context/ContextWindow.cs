@@ -163,6 +163,9 @@ internal readonly struct ContextWindow
         return new ContextWindow(chosen, count);
     }
 
+    /// <summary>The oldest <paramref name="count"/> of the chosen turns, on the same rented array (return only one of the two).</summary>
+    public ContextWindow Oldest(int count) => new(Turns, Math.Clamp(count, 0, Count));
+
     /// <summary>The chosen turns, oldest first.</summary>
     public ReadOnlySpan<StoredTurn> Chosen => Turns is null ? [] : Turns.AsSpan(0, Count);
 

@@ -55,6 +55,13 @@ public enum MemoryMode
     /// <summary>The client sends its full history; nothing is spliced, the new turn is stored.</summary>
     Record,
 
+    /// <summary>
+    /// The client may send only new messages or its full history: what it already sent of the stored history (compared
+    /// by roles, text, images and tool calls, not bytes) is not spliced again, and only the messages the store does not
+    /// hold are stored. A request without an answer in its messages is handled exactly as <see cref="Inject"/>.
+    /// </summary>
+    Auto,
+
     /// <summary>Plain proxying: nothing read, nothing stored.</summary>
     Off,
 }
@@ -91,6 +98,12 @@ internal static class MemoryModes
         if (string.Equals(value, "record", StringComparison.OrdinalIgnoreCase))
         {
             mode = MemoryMode.Record;
+            return true;
+        }
+
+        if (string.Equals(value, "auto", StringComparison.OrdinalIgnoreCase))
+        {
+            mode = MemoryMode.Auto;
             return true;
         }
 

@@ -177,6 +177,14 @@ internal sealed class SplicePlan
 
     public int InputBytes { get; set; }
 
+    /// <summary>
+    /// How many of <see cref="Inputs"/> lead up to and include the last item the model produced (an assistant message,
+    /// a call); 0 when the client sent none, i.e. only new messages. Read by Auto mode.
+    /// </summary>
+    public int OutputEnd { get; set; }
+
+    public bool HasOutput => OutputEnd > 0;
+
     /// <summary>An insertion at <paramref name="at"/>, with commas as the neighbouring elements need.</summary>
     public void InsertAt(int at, bool commaBefore, bool commaAfter)
     {
@@ -195,6 +203,7 @@ internal sealed class SplicePlan
     {
         Inputs.Clear();
         InputBytes = 0;
+        OutputEnd = 0;
     }
 
     public void Reset()

@@ -162,6 +162,10 @@ internal static class JsonMessages
 
             leading = false;
             plan.AddInput(new Range(start, end), end - start);
+            if (kind == ItemKind.Output)
+            {
+                plan.OutputEnd = plan.Inputs.Count;
+            }
         }
 
         if (leadingSystemEnd >= 0)

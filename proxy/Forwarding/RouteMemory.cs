@@ -9,7 +9,7 @@ namespace Mnemo.Proxy.Forwarding;
 
 /// <summary>
 /// A route's memory settings from its metadata: <c>Mnemo.Dialect</c> (a dialect label, or <c>none</c> for no memory)
-/// and <c>Mnemo.Mode</c> (inject, record, off). Parsed and validated once per route when YARP loads its configuration:
+/// and <c>Mnemo.Mode</c> (inject, auto, record, off). Parsed and validated once per route when YARP loads its configuration:
 /// an unknown value fails the configuration, naming the route, instead of silently passing requests through.
 /// </summary>
 internal sealed class RouteMemory : ITransformProvider
@@ -85,7 +85,7 @@ internal sealed class RouteMemory : ITransformProvider
         {
             if (!MemoryModes.TryParse(modeLabel, out MemoryMode parsed))
             {
-                error = $"Route '{route.RouteId}': metadata {ModeMetadata} must be one of inject, record or off.";
+                error = $"Route '{route.RouteId}': metadata {ModeMetadata} must be one of inject, auto, record or off.";
                 return null;
             }
 

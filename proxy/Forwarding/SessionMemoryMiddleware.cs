@@ -116,7 +116,7 @@ internal sealed class SessionMemoryMiddleware
             if (modeHeader.Count != 1 || !MemoryModes.TryParse(modeHeader[0], out mode))
             {
                 await RejectAsync(exchange, StatusCodes.Status400BadRequest, "invalid_mnemo_mode",
-                    $"The {ModeHeader} header must be one of: inject, record, off.").ConfigureAwait(false);
+                    $"The {ModeHeader} header must be one of: inject, auto, record, off.").ConfigureAwait(false);
                 return;
             }
         }
@@ -173,7 +173,7 @@ internal sealed class SessionMemoryMiddleware
         exchange.Session = session;
 
         // The read is started first and runs while the body uploads: one round trip, overlapped.
-        var inject = mode == MemoryMode.Inject && _contextTurns > 0;
+        var inject = mode is MemoryMode.Inject or MemoryMode.Auto && _contextTurns > 0;
         var pending = inject ? _queue.Pending.Snapshot(session) : [];
         var read = inject ? _history.ReadAsync(session, _contextTurns, aborted) : default;
 
@@ -232,10 +232,23 @@ internal sealed class SessionMemoryMiddleware
             else
             {
                 window = ContextWindow.Choose(history.Turns!, pending, _contextTurns, _memory.MaxContextTokens, _memory.MaxContextBytes);
+                var stored = window.Count;
+                if (mode == MemoryMode.Auto)
+                {
+                    // Auto (issue 11): only the stored turns the client did not send itself; plan's inputs become the new turn.
+                    AutoMatch.Apply(dialect, _dialects, body.Span, plan, window.Chosen, out var missing);
+                    window = window.Oldest(missing);
+                }
+
                 segments = window.Segments(dialect, _converter, out segmentCount);
-                exchange.Memory = window.Count > 0 ? MemoryState.Hit : MemoryState.Empty;
+                exchange.Memory = stored > 0 ? MemoryState.Hit : MemoryState.Empty;
                 exchange.ContextTurns = window.Count;
             }
+        }
+
+        if (mode == MemoryMode.Auto && (!inject || history.Degraded))
+        {
+            AutoMatch.WithoutHistory(plan);
         }
 
         var used = segments.AsSpan(0, segmentCount);
