@@ -177,6 +177,9 @@ internal sealed class SplicePlan
 
     public int InputBytes { get; set; }
 
+    /// <summary>The top-level <c>model</c> string token, quotes included; empty when the body has none.</summary>
+    public Range Model { get; set; }
+
     /// <summary>An insertion at <paramref name="at"/>, with commas as the neighbouring elements need.</summary>
     public void InsertAt(int at, bool commaBefore, bool commaAfter)
     {
@@ -203,6 +206,7 @@ internal sealed class SplicePlan
         Open = Close = [];
         Stream = null;
         InputIsText = false;
+        Model = default;
         ClearInputs();
     }
 }
