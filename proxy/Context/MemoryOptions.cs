@@ -13,8 +13,18 @@ public sealed record MemoryOptions
     /// <summary>At most this many of the newest turns are spliced into a request (never more than are stored).</summary>
     public int MaxContextTurns { get; init; } = 20;
 
-    /// <summary>Token budget for spliced history; 0 turns the budget off.</summary>
+    /// <summary>
+    /// Token budget for everything spliced in, by the token counts stored with each turn when it was written
+    /// (<c>Mnemo:Tokens</c>); 0 turns the budget off.
+    /// </summary>
     public int MaxContextTokens { get; init; }
+
+    /// <summary>
+    /// With a token budget: when the window must shrink, old turns leave in a block, down to this fraction of the budget,
+    /// so the injected history stays a byte-prefix of the next request's (prompt caches keep hitting) until the next block
+    /// leaves. 1 slides the window one turn at a time. Above 0, at most 1.
+    /// </summary>
+    public double EvictionFraction { get; init; } = 0.5;
 
     /// <summary>
     /// Bytes of stored messages spliced into one request, newest turns first; older turns that do not fit are left out.

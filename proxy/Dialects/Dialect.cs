@@ -185,6 +185,9 @@ internal sealed class SplicePlan
 
     public bool HasOutput => OutputEnd > 0;
 
+    /// <summary>The top-level <c>model</c> string token, quotes included; empty when the body has none.</summary>
+    public Range Model { get; set; }
+
     /// <summary>An insertion at <paramref name="at"/>, with commas as the neighbouring elements need.</summary>
     public void InsertAt(int at, bool commaBefore, bool commaAfter)
     {
@@ -212,6 +215,7 @@ internal sealed class SplicePlan
         Open = Close = [];
         Stream = null;
         InputIsText = false;
+        Model = default;
         ClearInputs();
     }
 }

@@ -32,6 +32,22 @@ internal static class JsonMessages
     public delegate ParseResult? PropertyReader(ref Utf8JsonReader reader, SplicePlan plan);
 
     /// <summary>
+    /// Records where the top-level <c>model</c> string is (the reader on its name, left on its value): the stored turn
+    /// keeps it, and its token count uses that model's encoding. Any other value is the upstream's to judge.
+    /// </summary>
+    public static void ReadModel(ref Utf8JsonReader reader, SplicePlan plan)
+    {
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            var start = (int)reader.TokenStartIndex;
+            plan.Model = new Range(start, (int)reader.BytesConsumed);
+        }
+
+        reader.Skip();
+    }
+
+    /// <summary>
     /// History goes after the leading system (or developer) messages, or first when there are none.
     /// The inputs of the turn are the non-system messages, or with <paramref name="fullHistory"/>, those after the last
     /// assistant message (the client resends the rest). <paramref name="property"/> sees every other top-level property
@@ -91,6 +107,10 @@ internal static class JsonMessages
 
                     plan.Stream = reader.TokenType == JsonTokenType.True;
                     reader.Skip();
+                }
+                else if (reader.ValueTextEquals("model"u8))
+                {
+                    ReadModel(ref reader, plan);
                 }
                 else if (property is not null)
                 {

@@ -65,6 +65,10 @@ internal sealed class OpenAIResponsesDialect : Dialect
                     plan.Stream = reader.TokenType == JsonTokenType.True;
                     reader.Skip();
                 }
+                else if (reader.ValueTextEquals("model"u8))
+                {
+                    JsonMessages.ReadModel(ref reader, plan);
+                }
                 else if (reader.ValueTextEquals("previous_response_id"u8) || reader.ValueTextEquals("conversation"u8))
                 {
                     reader.Read();

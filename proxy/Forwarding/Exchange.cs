@@ -41,6 +41,12 @@ internal sealed class Exchange : IDisposable
 
     public SessionKey? Session { get; set; }
 
+    /// <summary>Where the turn this request stores starts in the session's running token count (-1: not read); see <see cref="Context.ContextWindow.NextPosition"/>.</summary>
+    public long NextPosition { get; set; } = -1;
+
+    /// <summary>The session's newest turn, when it was not written yet at the read; see <see cref="Context.ContextWindow.NewestPending"/>.</summary>
+    public Turn? NewestPending { get; set; }
+
     public SplicePlan? Plan { get; set; }
 
     /// <summary>The client's body as received (the plan's inputs are ranges of it).</summary>

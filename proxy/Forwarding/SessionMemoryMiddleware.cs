@@ -231,7 +231,9 @@ internal sealed class SessionMemoryMiddleware
             }
             else
             {
-                window = ContextWindow.Choose(history.Turns!, pending, _contextTurns, _memory.MaxContextTokens, _memory.MaxContextBytes);
+                window = ContextWindow.Choose(history.Turns!, pending, _contextTurns, _memory.MaxContextTokens, _memory.MaxContextBytes, _memory.EvictionFraction);
+                exchange.NextPosition = window.NextPosition;
+                exchange.NewestPending = window.NewestPending;
                 var stored = window.Count;
                 if (mode == MemoryMode.Auto)
                 {

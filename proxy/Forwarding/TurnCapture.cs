@@ -60,6 +60,7 @@ internal sealed class TurnCapture(TimeProvider time, IOptions<MemoryOptions> mem
 
         // A bare-string input (Responses) is a user message, never a tool result.
         var continues = plan.Inputs.Count > 0 && !plan.InputIsText && exchange.Dialect!.ContinuesToolExchange(body[plan.Inputs[0]]);
+        var model = Model(body, plan.Model);
         var payload = TurnCodec.Encode(
             id,
             time.GetUtcNow().ToUnixTimeMilliseconds(),
@@ -68,7 +69,8 @@ internal sealed class TurnCapture(TimeProvider time, IOptions<MemoryOptions> mem
             parser.Usage,
             exchange,
             static (writer, state) => state.Dialect!.WriteTurnMessages(writer, state.Body!.Span, state.Plan!, state.Parser!),
-            continues);
+            continues,
+            model);
 
         if (payload.Length > _maxTurnBytes)
         {
@@ -93,13 +95,32 @@ internal sealed class TurnCapture(TimeProvider time, IOptions<MemoryOptions> mem
             return null;
         }
 
-        return new Turn(exchange.Session!, id, payload, view);
+        return new Turn(exchange.Session!, id, payload, view, model)
+        {
+            Previous = exchange.NewestPending,
+            PreviousEnd = exchange.NextPosition,
+        };
+    }
+
+    /// <summary>The request's <c>model</c> string, or null (absent, or too long to be a model name).</summary>
+    private static string? Model(ReadOnlySpan<byte> body, Range range)
+    {
+        var token = body[range];
+        if (token.Length < 2 || token.Length > 258)
+        {
+            return null;
+        }
+
+        var reader = new System.Text.Json.Utf8JsonReader(token);
+        return reader.Read() ? reader.GetString() : null;
     }
 
     private static int EstimateTokens(int inputBytes, ResponseParser parser)
     {
-        // Roughly four bytes a token for the inputs; the upstream's count for the answer when it gave one.
-        var output = parser.Usage.Output >= 0 ? parser.Usage.Output : (parser.OutputBytes + 3) / 4;
-        return (int)Math.Min(int.MaxValue, ((inputBytes + 3) / 4) + output);
+        // Only until the writer counts the turn (a pending turn read by this replica meanwhile): three bytes a token,
+        // more than JSON of English text takes, so a window holding it rather errs on the short side; the upstream's
+        // count for the answer when it gave one.
+        var output = parser.Usage.Output >= 0 ? parser.Usage.Output : (parser.OutputBytes + 2) / 3;
+        return (int)Math.Min(int.MaxValue, ((inputBytes + 2) / 3) + output);
     }
 }

@@ -4,14 +4,22 @@ using Mnemo.Proxy.Sessions;
 namespace Mnemo.Proxy.History;
 
 /// <summary>One completed exchange (the new input messages and the answer) as stored: one list element, never split.</summary>
+/// <remarks>
+/// Made on the response path with a token estimate; the writer counts it once before its first write and replaces
+/// <see cref="Payload"/> and <see cref="View"/> together (one reference, so a concurrent read of a pending turn sees
+/// either the estimate or the count, never half of each).
+/// </remarks>
 internal sealed class Turn
 {
-    public Turn(SessionKey session, string id, byte[] payload, StoredTurn view)
+    private volatile Element _element;
+
+    public Turn(SessionKey session, string id, byte[] payload, StoredTurn view, string? model = null)
     {
         Session = session;
         Id = id;
-        Payload = payload;
-        View = view;
+        _element = new Element(payload, view);
+        Size = payload.Length;
+        Model = model;
     }
 
     public SessionKey Session { get; }
@@ -20,18 +28,41 @@ internal sealed class Turn
     public string Id { get; }
 
     /// <summary>The stored element: UTF-8 JSON, see <see cref="TurnCodec"/>.</summary>
-    public byte[] Payload { get; }
+    public byte[] Payload => _element.Payload;
 
-    public StoredTurn View { get; }
+    public StoredTurn View => _element.View;
+
+    /// <summary>The payload's length when it was made: what the queue holds it to (the count changes it by a few bytes).</summary>
+    public int Size { get; }
+
+    /// <summary>The request's <c>model</c>; its encoding counts the turn.</summary>
+    public string? Model { get; }
+
+    /// <summary>
+    /// The newest turn of the session this one follows, when it was not yet written at capture (its position is known
+    /// once the writer has counted it, which it does first: a session's turns are written in order). Cleared when counted.
+    /// </summary>
+    public Turn? Previous { get; set; }
+
+    /// <summary>Where the newest stored turn this one follows ended (its position plus its tokens); -1 unknown.</summary>
+    public long PreviousEnd { get; set; } = -1;
+
+    public bool IsCounted => View.Position >= 0;
 
     public DialectId Dialect => View.Dialect;
+
+    /// <summary>The counted form replaces the estimate.</summary>
+    public void Counted(byte[] payload, StoredTurn view) => _element = new Element(payload, view);
+
+    private sealed record Element(byte[] Payload, StoredTurn View);
 }
 
 /// <summary>A stored element located but not decoded: its id, dialect, token estimate and the byte range of its messages.</summary>
 internal readonly struct StoredTurn
 {
-    public StoredTurn(ReadOnlyMemory<byte> payload, Range id, Range messages, int tokens, DialectId dialect, bool continuesToolExchange)
+    public StoredTurn(ReadOnlyMemory<byte> payload, Range id, Range messages, int tokens, DialectId dialect, bool continuesToolExchange, long position = -1)
     {
+        Position = position;
         Payload = payload;
         IdRange = id;
         MessagesRange = messages;
@@ -47,7 +78,14 @@ internal readonly struct StoredTurn
     /// <summary>The content between the brackets of the <c>messages</c> array, in <see cref="Dialect"/>'s request format: ready to splice.</summary>
     public Range MessagesRange { get; }
 
+    /// <summary>The turn's tokens: counted by the writer when <see cref="Position"/> is known, else a bytes-based estimate.</summary>
     public int Tokens { get; }
+
+    /// <summary>
+    /// Tokens of the session's turns before this one (a running total kept by the writer; -1 for a turn not yet counted,
+    /// or stored before counts existed). The window snaps its start to blocks of it, see <see cref="Context.ContextWindow"/>.
+    /// </summary>
+    public long Position { get; }
 
     /// <summary>The API format the messages are written in.</summary>
     public DialectId Dialect { get; }

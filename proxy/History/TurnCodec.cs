@@ -6,9 +6,11 @@ namespace Mnemo.Proxy.History;
 
 /// <summary>
 /// The stored form of a turn, one Redis list element:
-/// <c>{"id":"…","d":"dialect","x":1,"tok":estimate,"ml":length,"messages":[…],"ts":unix-ms,"usage":{"input":…,"output":…,"cache_read":…,"cache_write":…}}</c>.
+/// <c>{"id":"…","d":"dialect","x":1,"p":position,"tok":count,"ml":length,"messages":[…],"ts":unix-ms,"m":"model","usage":{"input":…,"output":…,"cache_read":…,"cache_write":…}}</c>.
 /// Messages are kept in the dialect's own request format so they splice back into that dialect without conversion;
-/// the usage is normalised (<see cref="TokenUsage"/>), with -1 where the upstream reported nothing.
+/// the usage is normalised (<see cref="TokenUsage"/>), with -1 where the upstream reported nothing. <c>tok</c> is the
+/// writer's count of the messages' bytes (see <see cref="Tokens.TokenCounter"/>) once <c>p</c>, the session's running token
+/// position, is present; without <c>p</c> it is the estimate the turn was captured with.
 /// </summary>
 /// <remarks>
 /// The read path locates twenty of these per request, so what it needs comes first: the id, the dialect, <c>x</c> (only
@@ -44,7 +46,8 @@ internal static class TurnCodec
         TokenUsage usage,
         TState state,
         Action<Utf8JsonWriter, TState> writeMessages,
-        bool continuesToolExchange = false)
+        bool continuesToolExchange = false,
+        string? model = null)
     {
         var messages = t_messages ??= new PooledBuffer(4096);
         var element = t_element ??= new PooledBuffer(4096);
@@ -74,6 +77,12 @@ internal static class TurnCodec
             writer.WritePropertyName("messages"u8);
             writer.WriteRawValue(messages.Span, skipInputValidation: true);
             writer.WriteNumber("ts"u8, timestampMs);
+            if (model is not null)
+            {
+                // After the messages: no read needs it (the writer counts from the Turn), only an export does.
+                writer.WriteString("m"u8, model);
+            }
+
             if (usage.IsKnown)
             {
                 writer.WriteStartObject("usage"u8);
@@ -114,6 +123,51 @@ internal static class TurnCodec
         }
     }
 
+    /// <summary>
+    /// The element with its estimate replaced by the writer's count: <c>"tok":estimate</c> becomes
+    /// <c>"p":position,"tok":count</c>, every other byte unchanged (the messages keep their bytes, so a window that
+    /// held the pending turn and one that reads the stored turn splice the same bytes).
+    /// </summary>
+    public static byte[] WithCount(ReadOnlySpan<byte> payload, int tokens, long position)
+    {
+        var reader = new Utf8JsonReader(payload);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.CurrentDepth == 1 && reader.ValueTextEquals("tok"u8))
+            {
+                var start = (int)reader.TokenStartIndex;
+                reader.Read();
+                var end = (int)reader.BytesConsumed;
+                Span<byte> replacement = stackalloc byte[64];
+                var written = 0;
+                if (position >= 0)
+                {
+                    "\"p\":"u8.CopyTo(replacement);
+                    written = 4;
+                    System.Buffers.Text.Utf8Formatter.TryFormat(position, replacement[written..], out var n);
+                    written += n;
+                    replacement[written++] = (byte)',';
+                }
+
+                "\"tok\":"u8.CopyTo(replacement[written..]);
+                written += 6;
+                System.Buffers.Text.Utf8Formatter.TryFormat(tokens, replacement[written..], out var m);
+                written += m;
+                var result = new byte[payload.Length - (end - start) + written];
+                payload[..start].CopyTo(result);
+                replacement[..written].CopyTo(result.AsSpan(start));
+                payload[end..].CopyTo(result.AsSpan(start + written));
+                return result;
+            }
+
+            reader.Read();
+            reader.Skip();
+        }
+
+        throw new InvalidOperationException("The element has no token count.");
+    }
+
     /// <summary>Locates the parts of a stored element; false for an element this version cannot use.</summary>
     public static bool TryRead(ReadOnlyMemory<byte> payload, out StoredTurn turn)
     {
@@ -131,6 +185,7 @@ internal static class TurnCodec
             bool hasId = false, hasMessages = false, hasDialect = false, continues = false;
             var dialect = DialectId.Other;
             int tokens = 0, messagesLength = -1;
+            long position = -1;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 if (reader.ValueTextEquals("id"u8))
@@ -163,6 +218,14 @@ internal static class TurnCodec
                 {
                     reader.Read();
                     _ = reader.TryGetInt32(out tokens);
+                }
+                else if (reader.ValueTextEquals("p"u8))
+                {
+                    reader.Read();
+                    if (!reader.TryGetInt64(out position) || position < 0)
+                    {
+                        position = -1;
+                    }
                 }
                 else if (reader.ValueTextEquals("ml"u8))
                 {
@@ -212,7 +275,7 @@ internal static class TurnCodec
                 return false;
             }
 
-            turn = new StoredTurn(payload, id, messages, tokens, dialect, continues);
+            turn = new StoredTurn(payload, id, messages, tokens, dialect, continues, position);
             return true;
         }
         catch (JsonException)

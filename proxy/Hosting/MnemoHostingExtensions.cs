@@ -10,6 +10,7 @@ using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Resilience;
 using Mnemo.Proxy.Sessions;
+using Mnemo.Proxy.Tokens;
 using Mnemo.Proxy.WriteBack;
 using Prometheus;
 using StackExchange.Redis;
@@ -66,6 +67,9 @@ public static class MnemoHostingExtensions
         services.AddMnemoHistory(configuration.GetConnectionString(RedisConnectionStringName));
         services.AddSingleton<WriteBackQueue>();
         services.AddSingleton<WriteBackService>();
+        services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TokenOptions>, TokenOptionsValidator>();
+        services.AddSingleton<TokenCounter>();
         services.AddHostedService(static sp => sp.GetRequiredService<WriteBackService>());
 
         // YARP's session affinity wants data protection; a sidecar keeps no keys (and its root filesystem is read-only).

@@ -54,6 +54,7 @@ internal sealed class OptionsValidators(IConfiguration configuration) :
             .Check(Enum.IsDefined(options.Consistency), "Consistency", "must be Replica or Strict.")
             .Range(options.MaxContextTurns, "MaxContextTurns", 0, StoreOptions.StoredTurnsLimit)
             .Check(options.MaxContextTokens >= 0, "MaxContextTokens", "must be 0 (off) or a positive token budget.")
+            .Check(options.EvictionFraction is > 0 and <= 1, "EvictionFraction", "must be above 0 and at most 1.")
             .Check(options.MaxContextBytes >= 0, "MaxContextBytes", "must be 0 (off) or a positive number of bytes.")
             .Range(options.MaxTurnBytes, "MaxTurnBytes", 1024, 256 * 1024 * 1024)
             .Result();

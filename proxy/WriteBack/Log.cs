@@ -23,4 +23,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 506, Level = LogLevel.Error, Message = "Write-back queue is full (Mnemo:WriteBack:QueueBytes): a turn of {Bytes} bytes was dropped. Is Redis reachable?")]
     public static partial void TurnDroppedQueueBytes(ILogger logger, int bytes);
+
+    [LoggerMessage(EventId = 507, Level = LogLevel.Warning, Message = "A turn could not be counted in tokens ({ExceptionType}); it is stored with its estimate.")]
+    public static partial void TurnNotCounted(ILogger logger, string exceptionType);
 }

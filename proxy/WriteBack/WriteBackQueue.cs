@@ -53,7 +53,7 @@ internal sealed class WriteBackQueue
     /// <summary>Hands a held turn to the writer; a full queue or a stopped writer drops it, counted and logged.</summary>
     public void Enqueue(Turn turn)
     {
-        var size = turn.Payload.Length;
+        var size = turn.Size;
         bool overBytes;
         lock (_gate)
         {
@@ -84,7 +84,7 @@ internal sealed class WriteBackQueue
         lock (_gate)
         {
             _depth--;
-            _bytes -= turn.Payload.Length;
+            _bytes -= turn.Size;
         }
     }
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Resilience;
+using Mnemo.Proxy.Tokens;
 
 namespace Mnemo.Proxy.WriteBack;
 
@@ -35,6 +36,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     private readonly MnemoMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger<WriteBackService> _logger;
+    private readonly TokenCounter _tokens;
     private readonly int _maxConcurrent;
     private readonly CancellationTokenSource _abort = new();
 
@@ -53,8 +55,10 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         IOptions<WriteBackOptions> options,
         IOptions<RedisResilienceOptions> redis,
         ILogger<WriteBackService> logger,
+        TokenCounter tokens,
         RedisConnection? connection = null)
     {
+        _tokens = tokens;
         _queue = queue;
         _store = store;
         _connection = connection;
@@ -83,6 +87,9 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
             return false;
         }
 
+        // Counted here, on the Strict response's path (its end waits for the write anyway): a millisecond or two for a
+        // long turn, against the write's round trip.
+        Count(turn);
         var started = Stopwatch.GetTimestamp();
         try
         {
@@ -103,6 +110,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        _tokens.Warm();
         _loop = Task.Run(() => RunAsync(_abort.Token), CancellationToken.None);
         return Task.CompletedTask;
     }
@@ -302,7 +310,9 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         {
             try
             {
-                attempts[i] = _store.AppendAsync(round[i].Turns.Peek(), CancellationToken.None);
+                var turn = round[i].Turns.Peek();
+                Count(turn);
+                attempts[i] = _store.AppendAsync(turn, CancellationToken.None);
             }
             catch (Exception ex)
             {
@@ -401,6 +411,49 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         if (_spare.Count < _maxConcurrent)
         {
             _spare.Push(line);
+        }
+    }
+
+    /// <summary>
+    /// Replaces the turn's estimate with its count, once, before its first write: the tokens of its messages as they are
+    /// spliced (the JSON of the dialect's request format, which is more than the provider counts for the same messages, so
+    /// a budget in these counts errs on the short side), plus one for the comma that joins it to the next turn; and its
+    /// position, the session's running total before it. A read only ever uses what is stored here.
+    /// </summary>
+    /// <remarks>
+    /// The position follows the turn's predecessor: a turn still pending at capture was counted before this one (a
+    /// session's turns are written in order), else the end the read saw. Failing to count is not failing to write: the
+    /// turn keeps its estimate.
+    /// </remarks>
+    private void Count(Turn turn)
+    {
+        if (turn.IsCounted || !_tokens.Enabled)
+        {
+            turn.Previous = null;
+            return;
+        }
+
+        try
+        {
+            var view = turn.View;
+            var tokens = _tokens.Count(view.Messages.Span, turn.Model) + 1;
+            var position = turn.Previous is { IsCounted: true } previous
+                ? previous.View.Position + previous.View.Tokens
+                : Math.Max(0, turn.PreviousEnd);
+            var payload = TurnCodec.WithCount(turn.Payload, tokens, position);
+            if (TurnCodec.TryRead(payload, out var counted))
+            {
+                turn.Counted(payload, counted);
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Log.TurnNotCounted(_logger, ex.GetType().Name);
+        }
+        finally
+        {
+            // Not kept longer than needed: a chain of pending turns would hold every earlier one.
+            turn.Previous = null;
         }
     }
 
