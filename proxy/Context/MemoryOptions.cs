@@ -38,6 +38,13 @@ public sealed record MemoryOptions
     /// </summary>
     public int MaxTurnBytes { get; init; } = 1024 * 1024;
 
+    /// <summary>
+    /// Anthropic only: put a <c>cache_control</c> breakpoint on the last injected message, so the provider caches the
+    /// prompt through the history (never when the client's own breakpoints already use all four). Off by default: a
+    /// cache write costs more than a plain input token, which pays only when the session's next request comes soon.
+    /// </summary>
+    public bool AnthropicCacheBreakpoint { get; init; }
+
     /// <summary>When a turn becomes visible to later reads. A request may override it with <c>X-Mnemo-Consistency</c>.</summary>
     public Consistency Consistency { get; init; } = Consistency.Replica;
 }

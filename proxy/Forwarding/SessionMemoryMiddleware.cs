@@ -243,6 +243,11 @@ internal sealed class SessionMemoryMiddleware
                 }
 
                 segments = window.Segments(dialect, _converter, out segmentCount);
+                if (_memory.AnthropicCacheBreakpoint && dialect.Id == DialectId.AnthropicMessages && segmentCount > 0
+                    && AnthropicBreakpoint.Count(body.Span) < AnthropicBreakpoint.MaxBreakpoints)
+                {
+                    segments[segmentCount - 1] = AnthropicBreakpoint.OnLast(segments[segmentCount - 1]);
+                }
                 exchange.Memory = stored > 0 ? MemoryState.Hit : MemoryState.Empty;
                 exchange.ContextTurns = window.Count;
             }
