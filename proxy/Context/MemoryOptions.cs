@@ -8,7 +8,7 @@ public sealed record MemoryOptions
     public const string SectionName = "Mnemo:Memory";
 
     /// <summary>Default mode for requests carrying a session header. A request may override it with <c>X-Mnemo-Mode</c>.</summary>
-    public MemoryMode Mode { get; init; } = MemoryMode.Inject;
+    public MemoryMode Mode { get; init; } = MemoryMode.Auto;
 
     /// <summary>At most this many of the newest turns are spliced into a request (never more than are stored).</summary>
     public int MaxContextTurns { get; init; } = 20;
