@@ -10,6 +10,7 @@ using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Resilience;
 using Mnemo.Proxy.Sessions;
+using Mnemo.Proxy.Summary;
 using Mnemo.Proxy.WriteBack;
 using Prometheus;
 using StackExchange.Redis;
@@ -67,6 +68,7 @@ public static class MnemoHostingExtensions
         services.AddSingleton<WriteBackQueue>();
         services.AddSingleton<WriteBackService>();
         services.AddHostedService(static sp => sp.GetRequiredService<WriteBackService>());
+        services.AddMnemoSummary();
 
         // YARP's session affinity wants data protection; a sidecar keeps no keys (and its root filesystem is read-only).
         services.AddDataProtection().UseEphemeralDataProtectionProvider();
