@@ -9,6 +9,7 @@ using Mnemo.Proxy.Forwarding;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
+using Mnemo.Proxy.WriteBack;
 using Yarp.ReverseProxy.Model;
 
 namespace Mnemo.Proxy.Summary;
@@ -36,6 +37,7 @@ internal sealed class SummaryService : BackgroundService
     private readonly Channel<SummaryJob> _jobs;
     private readonly ConcurrentDictionary<string, byte> _queued = new(StringComparer.Ordinal);
     private readonly HttpClient _http;
+    private readonly WriteBackQueue _queue;
 
     public SummaryService(
         IOptions<SummaryOptions> options,
@@ -45,8 +47,10 @@ internal sealed class SummaryService : BackgroundService
         IHistoryStore history,
         DialectRegistry dialects,
         MnemoMetrics metrics,
+        WriteBackQueue queue,
         ILogger<SummaryService> logger)
     {
+        _queue = queue;
         _options = options.Value;
         _memory = memory.Value;
         _contextTurns = Math.Min(_memory.MaxContextTurns, store.Value.MaxStoredTurns);
@@ -81,7 +85,7 @@ internal sealed class SummaryService : BackgroundService
     public void Schedule(Exchange exchange)
     {
         var context = exchange.Context;
-        if (exchange.Session is not { } session || exchange.Dialect is not { } dialect || ExchangeTelemetry.Failed(exchange))
+        if (exchange.Session is not { } session || exchange.Dialect is not { } dialect || exchange.Turn is not { } turn || ExchangeTelemetry.Failed(exchange))
         {
             return;
         }
@@ -106,7 +110,7 @@ internal sealed class SummaryService : BackgroundService
 
         var version = context.Request.Headers["anthropic-version"] is { Count: 1 } v ? v[0] : null;
         var destination = context.Features.Get<IReverseProxyFeature>()?.ProxiedDestination?.Model.Config.Address;
-        var job = new SummaryJob(session, dialect.Id, context.Request.Path + context.Request.QueryString, destination, credentials, version);
+        var job = new SummaryJob(session, turn, dialect.Id, context.Request.Path + context.Request.QueryString, destination, credentials, version);
         if (!_jobs.Writer.TryWrite(job))
         {
             _queued.TryRemove(session.Slot, out _);
@@ -173,6 +177,12 @@ internal sealed class SummaryService : BackgroundService
 
     private async Task<SummaryOutcome?> FoldAsync(SummaryJob job, DialectId target, CancellationToken cancellationToken)
     {
+        // After the triggering turn's write: the run then sees the session as the next request will.
+        for (var waited = 0; waited < 1500 && Array.IndexOf(_queue.Pending.Snapshot(job.Session), job.Turn) >= 0; waited++)
+        {
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        }
+
         var read = await _store.ReadWithSummaryAsync(job.Session, _readCount, cancellationToken).ConfigureAwait(false);
         var previous = read.Summary;
         var result = new ReadResult(read.Turns, TimeSpan.Zero, previous, read.Length, read.Covered);
@@ -282,11 +292,11 @@ internal sealed class SummaryService : BackgroundService
 }
 
 /// <summary>
-/// A queued summary run: the session, the triggering request's dialect, path (with query) and upstream destination,
+/// A queued summary run: the session, the triggering turn (the run waits for its write), the triggering request's dialect, path (with query) and upstream destination,
 /// and its credential headers (in memory only; <see cref="ToString"/> leaves them out).
 /// </summary>
 internal sealed record SummaryJob(
-    SessionKey Session, DialectId Dialect, string Path, string? Destination, IReadOnlyList<KeyValuePair<string, string>> Credentials, string? AnthropicVersion)
+    SessionKey Session, Turn Turn, DialectId Dialect, string Path, string? Destination, IReadOnlyList<KeyValuePair<string, string>> Credentials, string? AnthropicVersion)
 {
     public override string ToString() => "SummaryJob";
 }
