@@ -87,7 +87,7 @@ internal sealed class MnemoMetrics
             new CounterConfiguration { LabelNames = ["from", "to", "kind"] });
 
         var summary = factory.CreateCounter(
-            "mnemo_summary_total",
+            "mnemo_summaries_total",
             "Rolling summary runs by outcome: written, superseded (another summary was stored meanwhile), failed (the summarizer call or its store write failed; the window serves without it).",
             new CounterConfiguration { LabelNames = ["outcome"] });
         _summaryChildren = Array.ConvertAll(s_summary, label => summary.WithLabels(label));
@@ -203,7 +203,7 @@ internal enum NotStoredReason
     Invalid,
 }
 
-/// <summary>How a rolling summary run ended: the <c>outcome</c> label of <c>mnemo_summary_total</c>.</summary>
+/// <summary>How a rolling summary run ended: the <c>outcome</c> label of <c>mnemo_summaries_total</c> (not mnemo_summary_total: promtool rejects a metric name holding the type name "_summary_").</summary>
 internal enum SummaryOutcome
 {
     Written,

@@ -83,7 +83,7 @@ public sealed class SummaryTests : FunctionalTest
             "user:q5", "assistant:Hello! How can I assist you today?",
             "user:q6",
         }));
-        Assert.That(await MetricAsync(proxy, "mnemo_summary_total{outcome=\"written\"}"), Is.GreaterThanOrEqualTo(1));
+        Assert.That(await MetricAsync(proxy, "mnemo_summaries_total{outcome=\"written\"}"), Is.GreaterThanOrEqualTo(1));
         Assert.That(await MetricAsync(proxy, "mnemo_stage_duration_seconds_count{stage=\"summary\",dialect=\"openai-chat\"}"), Is.GreaterThanOrEqualTo(1));
     }
 
@@ -104,7 +104,7 @@ public sealed class SummaryTests : FunctionalTest
             await WaitForTurnsAsync(session, i);
         }
 
-        await Eventually.ValueAsync(() => MetricAsync(proxy, "mnemo_summary_total{outcome=\"failed\"}"), n => n >= 1, "a failed summary counted");
+        await Eventually.ValueAsync(() => MetricAsync(proxy, "mnemo_summaries_total{outcome=\"failed\"}"), n => n >= 1, "a failed summary counted");
         Assert.That(Questions(await StoredTurnsAsync(session)), Is.EqualTo(new[] { "q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8" }),
             "MaxStoredTurns is 3, but no turn goes before a summary covers it");
         Assert.That((await Redis.Db.HashGetAsync(MetaKey(session), "s")).HasValue, Is.False);
@@ -143,7 +143,7 @@ public sealed class SummaryTests : FunctionalTest
             // Embedded: a turn is visible to the next read as soon as the response is complete.
         }
 
-        await Eventually.ValueAsync(() => MetricAsync(proxy, "mnemo_summary_total{outcome=\"written\"}"), n => n >= 1, "a written summary");
+        await Eventually.ValueAsync(() => MetricAsync(proxy, "mnemo_summaries_total{outcome=\"written\"}"), n => n >= 1, "a written summary");
         await SendAsync(proxy, ProxyHost.Chat(UserTurn("q6"), session));
         var contents = Contents(Upstream.Requests.Where(r => !IsSummaryCall(r)).Last());
         Assert.That(contents[1], Is.EqualTo("system:SUMMARY: embedded."));
