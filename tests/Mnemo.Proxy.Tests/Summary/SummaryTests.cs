@@ -166,6 +166,42 @@ public sealed class SummaryTests : FunctionalTest
         Assert.That(SummaryCalls, Is.Empty);
     }
 
+    [Test]
+    public async Task Summary_On_EachRequestStillMakesOneReadAndOneWriteRoundTrip()
+    {
+        Upstream.Override = r => IsSummaryCall(r) ? (200, Completion("SUMMARY: q1.")) : null;
+        await using var relay = RedisRelay.StartCounting(Redis);
+        var settings = Settings();
+        foreach (var (key, value) in RedisRelay.PatientReads)
+        {
+            settings[key] = value;
+        }
+
+        await using var proxy = await StartProxyAsync(settings, redis: relay.ConnectionString);
+        const string session = "sum-trips";
+        for (var i = 1; i <= 3; i++)
+        {
+            await ChatAsync(proxy, session, "q" + i, i);
+        }
+
+        // The fourth request's read finds q1 outside the window; the fifth's, q1 and q2: a run is queued after it.
+        await ChatAsync(proxy, session, "q4", 4);
+        relay.Reset();
+        await ChatAsync(proxy, session, "q5", 5);
+        await Task.Delay(100);
+        var requestTrips = relay.DataRoundTrips.Take(2).Select(t => t.ToString()).ToArray();
+        Assert.That(requestTrips, Is.EqualTo(new[] { "LRANGE+HMGET+LLEN+EXPIRE+EXPIRE", "EVALSHA" }),
+            "the summary, the length and the covered count ride in the read's one batch");
+        await Eventually.ValueAsync(() => Redis.Db.HashGetAsync(MetaKey(session), "s"), v => v.HasValue, "the stored summary");
+
+        relay.Reset();
+        await ChatAsync(proxy, session, "q6", 3);
+        await Task.Delay(100);
+        Assert.That(relay.DataRoundTrips.Select(t => t.ToString()), Is.EqualTo(new[] { "LRANGE+HMGET+LLEN+EXPIRE+EXPIRE", "EVALSHA" }),
+            "with a summary stored, a request still makes one read and one write");
+        Assert.That(Contents(Upstream.Requests.Where(r => !IsSummaryCall(r)).Last())[1], Is.EqualTo("system:SUMMARY: q1."));
+    }
+
     private static string[] Questions(JsonElement[] stored) =>
         stored.Select(t => t.GetProperty("messages")[0].GetProperty("content").GetString()!).ToArray();
 
