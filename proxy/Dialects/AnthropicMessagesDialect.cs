@@ -11,8 +11,68 @@ internal sealed class AnthropicMessagesDialect : Dialect
     // Not "/messages": OpenAI Assistants' /v1/threads/{id}/messages would match it.
     public override string PathSuffix => "/v1/messages";
 
-    protected override ParseResult ParseBody(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan) =>
-        JsonMessages.Parse(body, "messages"u8, "'messages'", fullHistory, plan);
+    private static readonly byte[] s_systemProperty = "\"system\":\""u8.ToArray();
+    private static readonly byte[] s_systemPropertyEnd = "\","u8.ToArray();
+    private static readonly byte[] s_paragraph = "\\n\\n"u8.ToArray();
+    private static readonly byte[] s_quote = "\""u8.ToArray();
+    private static readonly byte[] s_textBlock = "{\"type\":\"text\",\"text\":\""u8.ToArray();
+    private static readonly byte[] s_nextTextBlock = ",{\"type\":\"text\",\"text\":\""u8.ToArray();
+    private static readonly byte[] s_textBlockEnd = "\"}"u8.ToArray();
+
+    /// <remarks>
+    /// Also records where a rolling summary goes: appended to the top-level <c>system</c> (a paragraph of a string, or a
+    /// text block after the last block), or a <c>system</c> property added first when there is none.
+    /// </remarks>
+    protected override ParseResult ParseBody(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan)
+    {
+        var result = JsonMessages.Parse(body, "messages"u8, "'messages'", fullHistory, plan, ReadSystem);
+        if (result.Outcome == ParseOutcome.Splice && plan.InstructionsAsMessage)
+        {
+            // No system property: one goes first in the object (the body has at least its messages after it).
+            var open = body.IndexOf((byte)'{') + 1;
+            plan.InstructionsAt(open, open, s_systemProperty, s_systemPropertyEnd);
+        }
+
+        return result;
+    }
+
+    private static ParseResult? ReadSystem(ref Utf8JsonReader reader, SplicePlan plan)
+    {
+        var isSystem = reader.ValueTextEquals("system"u8);
+        reader.Read();
+        if (!isSystem || !plan.InstructionsAsMessage)
+        {
+            reader.Skip();
+            return null;
+        }
+
+        var start = (int)reader.TokenStartIndex;
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.String:
+                // Before the closing quote; ValueSpan is the raw, still escaped, text.
+                var quote = start + 1 + reader.ValueSpan.Length;
+                plan.InstructionsAt(quote, quote, reader.ValueSpan.IsEmpty ? [] : s_paragraph, []);
+                break;
+            case JsonTokenType.StartArray:
+                var peek = reader;
+                var empty = peek.Read() && peek.TokenType == JsonTokenType.EndArray;
+                reader.Skip();
+                var bracket = (int)reader.TokenStartIndex;
+                plan.InstructionsAt(bracket, bracket, empty ? s_textBlock : s_nextTextBlock, s_textBlockEnd);
+                break;
+            case JsonTokenType.Null:
+                plan.InstructionsAt(start, start + 4, s_quote, s_quote);
+                break;
+            default:
+                // A value the API does not take: the upstream rejects the request; the summary is left out.
+                reader.Skip();
+                plan.InstructionsAt(-1, -1, [], []);
+                break;
+        }
+
+        return null;
+    }
 
     public override Task WriteErrorAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken)
     {

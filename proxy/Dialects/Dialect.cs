@@ -44,6 +44,15 @@ internal abstract class Dialect
     /// <summary>The dialect's own part of <see cref="ParseRequest"/>, on a body that is valid Unicode text.</summary>
     protected abstract ParseResult ParseBody(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan);
 
+    /// <summary>
+    /// Written before and after the rolling summary's text (JSON string content) to make it one message in this API's
+    /// instruction form, spliced first in the history; used when the parse left <see cref="SplicePlan.InstructionsAsMessage"/> set.
+    /// </summary>
+    public virtual ReadOnlySpan<byte> SummaryMessageOpen => "{\"role\":\"system\",\"content\":\""u8;
+
+    /// <inheritdoc cref="SummaryMessageOpen"/>
+    public virtual ReadOnlySpan<byte> SummaryMessageClose => "\"}"u8;
+
     /// <summary>Writes an error in this API's own error format.</summary>
     public abstract Task WriteErrorAsync(HttpResponse response, int statusCode, string code, string message, CancellationToken cancellationToken);
 
@@ -188,6 +197,32 @@ internal sealed class SplicePlan
     /// <summary>The top-level <c>model</c> string token, quotes included; empty when the body has none.</summary>
     public Range Model { get; set; }
 
+    /// <summary>
+    /// The rolling summary goes in as a message, first in the history (the dialect's <see cref="Dialect.SummaryMessageOpen"/>
+    /// form). When false, it goes into the body's range <see cref="InstructionsStart"/>..<see cref="InstructionsEnd"/>
+    /// (replaced by <see cref="InstructionsOpen"/>, the text, <see cref="InstructionsClose"/>), or nowhere when that is -1
+    /// (e.g. Anthropic's <c>system</c> holds a value of a type it does not take).
+    /// </summary>
+    public bool InstructionsAsMessage { get; set; } = true;
+
+    public int InstructionsStart { get; set; } = -1;
+
+    public int InstructionsEnd { get; set; } = -1;
+
+    public byte[] InstructionsOpen { get; set; } = [];
+
+    public byte[] InstructionsClose { get; set; } = [];
+
+    /// <summary>The summary replaces the range <paramref name="start"/>..<paramref name="end"/> of the body, between <paramref name="open"/> and <paramref name="close"/>.</summary>
+    public void InstructionsAt(int start, int end, byte[] open, byte[] close)
+    {
+        InstructionsAsMessage = false;
+        InstructionsStart = start;
+        InstructionsEnd = end;
+        InstructionsOpen = open;
+        InstructionsClose = close;
+    }
+
     /// <summary>An insertion at <paramref name="at"/>, with commas as the neighbouring elements need.</summary>
     public void InsertAt(int at, bool commaBefore, bool commaAfter)
     {
@@ -216,6 +251,9 @@ internal sealed class SplicePlan
         Stream = null;
         InputIsText = false;
         Model = default;
+        InstructionsAsMessage = true;
+        InstructionsStart = InstructionsEnd = -1;
+        InstructionsOpen = InstructionsClose = [];
         ClearInputs();
     }
 }

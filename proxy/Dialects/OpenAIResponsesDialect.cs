@@ -14,6 +14,9 @@ internal sealed class OpenAIResponsesDialect : Dialect
 
     public override string PathSuffix => "/responses";
 
+    /// <summary>The summary is a developer message item, first in the history.</summary>
+    public override ReadOnlySpan<byte> SummaryMessageOpen => "{\"type\":\"message\",\"role\":\"developer\",\"content\":\""u8;
+
     /// <summary>
     /// History goes first in <c>input</c>, after its leading system/developer messages. A plain-string <c>input</c> is
     /// replaced, once there is history, by an array of the history and the string as a user message. A request naming a

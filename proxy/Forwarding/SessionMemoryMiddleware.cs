@@ -7,6 +7,7 @@ using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
+using Mnemo.Proxy.Summary;
 using Mnemo.Proxy.WriteBack;
 
 namespace Mnemo.Proxy.Forwarding;
@@ -39,6 +40,8 @@ internal sealed class SessionMemoryMiddleware
     private readonly bool _forwardSession;
     private readonly Func<object, Task> _onCompleted;
     private readonly Action<Exchange> _onAnswer;
+    private readonly SummaryService _summary;
+    private readonly Func<object, Task> _scheduleSummary;
 
     public SessionMemoryMiddleware(
         RequestDelegate next,
@@ -53,8 +56,20 @@ internal sealed class SessionMemoryMiddleware
         TurnCapture capture,
         IOptions<MemoryOptions> memory,
         IOptions<StoreOptions> store,
-        IOptions<SessionIdOptions> sessionOptions)
+        IOptions<SessionIdOptions> sessionOptions,
+        SummaryService summary)
     {
+        _summary = summary;
+        _scheduleSummary = static state =>
+        {
+            var (service, exchange) = ((SummaryService, Exchange))state;
+            if (exchange.Turn is not null)
+            {
+                service.Schedule(exchange);
+            }
+
+            return Task.CompletedTask;
+        };
         _next = next;
         _dialects = dialects;
         _converter = converter;
@@ -175,7 +190,7 @@ internal sealed class SessionMemoryMiddleware
         // The read is started first and runs while the body uploads: one round trip, overlapped.
         var inject = mode is MemoryMode.Inject or MemoryMode.Auto && _contextTurns > 0;
         var pending = inject ? _queue.Pending.Snapshot(session) : [];
-        var read = inject ? _history.ReadAsync(session, _contextTurns, aborted) : default;
+        var read = inject ? _history.ReadAsync(session, _contextTurns, aborted, withSummary: _summary.Enabled) : default;
 
         var body = exchange.Body = new PooledBuffer(RequestBody.InitialCapacity(context.Request));
         var bodyError = await RequestBody.ReadAsync(context.Request, body, aborted).ConfigureAwait(false);
@@ -221,6 +236,8 @@ internal sealed class SessionMemoryMiddleware
         var started = Stopwatch.GetTimestamp();
         ContextWindow window = default;
         ReadOnlyMemory<byte>[] segments = [];
+        ReadOnlyMemory<byte>[] spliced = [];
+        ReadOnlyMemory<byte> instructions = default;
         var segmentCount = 0;
         if (inject)
         {
@@ -231,10 +248,18 @@ internal sealed class SessionMemoryMiddleware
             }
             else
             {
-                window = ContextWindow.Choose(history.Turns!, pending, _contextTurns, _memory.MaxContextTokens, _memory.MaxContextBytes, _memory.EvictionFraction);
+                // --- rolling summary (Summary/SummaryWindow): covered turns stay out, the summary counts in the budget and goes first.
+                var uncovered = SummaryWindow.Uncovered(history);
+                window = ContextWindow.Choose(uncovered, pending, _contextTurns, _memory.MaxContextTokens, _memory.MaxContextBytes,
+                    _memory.EvictionFraction, reservedTokens: history.Summary?.Tokens ?? 0);
                 exchange.NextPosition = window.NextPosition;
                 exchange.NewestPending = window.NewestPending;
                 var stored = window.Count;
+                if (_summary.ShouldRun(SummaryWindow.Outside(history, uncovered, window)))
+                {
+                    context.Response.OnCompleted(_scheduleSummary, (_summary, exchange));
+                }
+
                 if (mode == MemoryMode.Auto)
                 {
                     // Auto (issue 11): only the stored turns the client did not send itself; plan's inputs become the new turn.
@@ -248,6 +273,9 @@ internal sealed class SessionMemoryMiddleware
                 {
                     segments[segmentCount - 1] = AnthropicBreakpoint.OnLast(segments[segmentCount - 1]);
                 }
+
+                spliced = SummaryWindow.Inject(history, dialect, plan, segments, ref segmentCount, out instructions);
+                // --- end rolling summary
                 exchange.Memory = stored > 0 ? MemoryState.Hit : MemoryState.Empty;
                 exchange.ContextTurns = window.Count;
             }
@@ -258,13 +286,13 @@ internal sealed class SessionMemoryMiddleware
             AutoMatch.WithoutHistory(plan);
         }
 
-        var used = segments.AsSpan(0, segmentCount);
-        var length = Splice.Length(body.Length, plan, used);
-        if (segmentCount > 0)
+        var used = spliced.AsSpan(0, segmentCount);
+        var length = Splice.Length(body.Length, plan, used, instructions.Span);
+        if (segmentCount > 0 || Splice.InBody(plan, instructions.Span))
         {
-            var spliced = exchange.SplicedBody = ByteArrays.Rent(length);
-            length = Splice.Write(body.Span, plan, used, spliced);
-            ForwardBody(context, length, new BodyStream(spliced, length));
+            var splicedBody = exchange.SplicedBody = ByteArrays.Rent(length);
+            length = Splice.Write(body.Span, plan, used, instructions.Span, splicedBody);
+            ForwardBody(context, length, new BodyStream(splicedBody, length));
         }
         else
         {

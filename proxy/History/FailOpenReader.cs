@@ -20,11 +20,21 @@ internal sealed class FailOpenReader
     }
 
     /// <summary>Only the caller's cancellation (the client went away) escapes as an exception.</summary>
-    public async ValueTask<ReadResult> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken)
+    /// <remarks>With <paramref name="withSummary"/>, the summary, the list length and the covered count come in the same round trip.</remarks>
+    public async ValueTask<ReadResult> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken, bool withSummary = false)
     {
         var started = Stopwatch.GetTimestamp();
         try
         {
+            if (withSummary)
+            {
+                var read = await _pipeline.ExecuteAsync(
+                    static (state, ct) => state.Store.ReadWithSummaryAsync(state.Session, state.Count, ct),
+                    (Store: _store, Session: session, Count: count),
+                    cancellationToken).ConfigureAwait(false);
+                return new ReadResult(read.Turns, Stopwatch.GetElapsedTime(started), read.Summary, read.Length, read.Covered);
+            }
+
             var turns = await _pipeline.ExecuteAsync(
                 static (state, ct) => state.Store.ReadAsync(state.Session, state.Count, ct),
                 (Store: _store, Session: session, Count: count),
@@ -41,8 +51,11 @@ internal sealed class FailOpenReader
     }
 }
 
-/// <summary>What a fail-open read got: the stored turns (oldest first), or null when the store could not answer in time.</summary>
-internal readonly record struct ReadResult(StoredTurn[]? Turns, TimeSpan Elapsed)
+/// <summary>
+/// What a fail-open read got: the stored turns (oldest first), or null when the store could not answer in time; with
+/// the summary on, the summary (null when none), the list's length and how many of its oldest turns the summary covers.
+/// </summary>
+internal readonly record struct ReadResult(StoredTurn[]? Turns, TimeSpan Elapsed, StoredSummary? Summary = null, long Length = 0, long Covered = 0)
 {
     public bool Degraded => Turns is null;
 }

@@ -13,8 +13,22 @@ internal interface IHistoryStore
     /// </summary>
     ValueTask<StoredTurn[]> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Like <see cref="ReadAsync"/>, and with the session's rolling summary, its list length and how many of the oldest
+    /// turns the summary covers, in the same single round trip.
+    /// </summary>
+    ValueTask<HistoryRead> ReadWithSummaryAsync(SessionKey session, int count, CancellationToken cancellationToken);
+
     /// <summary>Appends one turn, trims and refreshes expiry in one round trip; a turn id already stored is not added again.</summary>
     ValueTask<AppendResult> AppendAsync(Turn turn, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Stores <paramref name="summary"/> as covering the turns up to <paramref name="coveredId"/>, only if the summary
+    /// stored now is still the one covering up to <paramref name="expectedCoveredId"/> (null: none): a compare-and-set,
+    /// in one round trip, so a summary never replaces one written meanwhile.
+    /// </summary>
+    ValueTask<SummaryWrite> WriteSummaryAsync(
+        SessionKey session, string? expectedCoveredId, string coveredId, byte[] summary, int tokens, CancellationToken cancellationToken);
 
     /// <summary>Whether the store can serve requests now, for readiness.</summary>
     ValueTask<StoreStatus> CheckAsync(CancellationToken cancellationToken);
@@ -25,6 +39,43 @@ internal enum AppendResult
     Written,
     Duplicate,
 }
+
+internal enum SummaryWrite
+{
+    Written,
+
+    /// <summary>Another summary was stored meanwhile, or the session is gone: nothing written.</summary>
+    Superseded,
+}
+
+/// <summary>
+/// The session's rolling summary as stored: its text as the content of a JSON string (escaped, without quotes, ready to
+/// splice), the id of the newest turn it covers and its token estimate.
+/// </summary>
+internal sealed record StoredSummary(byte[] Text, string CoveredId, int Tokens)
+{
+    /// <summary>Index of the covered turn in <paramref name="turns"/> (oldest first), or -1 when it is not among them.</summary>
+    public int IndexIn(ReadOnlySpan<StoredTurn> turns)
+    {
+        Span<byte> id = stackalloc byte[64];
+        var length = System.Text.Encoding.ASCII.GetBytes(CoveredId.AsSpan(0, Math.Min(CoveredId.Length, 64)), id);
+        for (var i = turns.Length - 1; i >= 0; i--)
+        {
+            if (turns[i].Id.SequenceEqual(id[..length]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+}
+
+/// <summary>
+/// A read with the summary: the newest turns (oldest first), the summary (null when none), the list's whole length and
+/// how many of its oldest turns the summary covers.
+/// </summary>
+internal readonly record struct HistoryRead(StoredTurn[] Turns, StoredSummary? Summary, long Length, long Covered);
 
 /// <summary>Readiness of the store; <see cref="Detail"/> is safe to show (no connection string).</summary>
 internal readonly record struct StoreStatus(bool Ready, string Detail);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using Mnemo.Proxy.Sessions;
+using Mnemo.Proxy.Summary;
 
 namespace Mnemo.Proxy.History;
 
@@ -16,10 +17,13 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
     private readonly TimeProvider _time;
     private readonly TimeSpan _ttl;
     private readonly int _maxStored;
+    private readonly int _hardCap;
     private readonly ITimer _sweeper;
 
-    public InMemoryHistoryStore(IOptions<StoreOptions> store, TimeProvider time)
+    public InMemoryHistoryStore(IOptions<StoreOptions> store, TimeProvider time, IOptions<SummaryOptions>? summary = null)
     {
+        // As in the Redis script: 0 = the summary is off, trim to the max as always.
+        _hardCap = summary?.Value is { Enabled: true } on ? Math.Max(on.HardMaxStoredTurns, store.Value.MaxStoredTurns) : 0;
         _time = time;
         _ttl = store.Value.Ttl;
         _maxStored = store.Value.MaxStoredTurns;
@@ -30,11 +34,15 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
 
     public int SessionCount => _sessions.Count;
 
-    public ValueTask<StoredTurn[]> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken)
+    public ValueTask<StoredTurn[]> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Read(session, count, out _));
+
+    private StoredTurn[] Read(SessionKey session, int count, out Session? found)
     {
+        found = null;
         if (!_sessions.TryGetValue(session.Slot, out var entry))
         {
-            return ValueTask.FromResult<StoredTurn[]>([]);
+            return [];
         }
 
         var now = _time.GetUtcNow();
@@ -44,14 +52,53 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
             {
                 entry.Removed = true;
                 _sessions.TryRemove(new KeyValuePair<string, Session>(session.Slot, entry));
-                return ValueTask.FromResult<StoredTurn[]>([]);
+                return [];
             }
 
             entry.ExpiresAt = now + _ttl;
             var take = Math.Min(count, entry.Turns.Count);
             var turns = new StoredTurn[take];
             entry.Turns.CopyTo(entry.Turns.Count - take, turns, 0, take);
-            return ValueTask.FromResult(turns);
+            found = entry;
+            return turns;
+        }
+    }
+
+    public ValueTask<HistoryRead> ReadWithSummaryAsync(SessionKey session, int count, CancellationToken cancellationToken)
+    {
+        var turns = Read(session, count, out var entry);
+        if (entry is null)
+        {
+            return ValueTask.FromResult(new HistoryRead([], null, 0, 0));
+        }
+
+        lock (entry)
+        {
+            return ValueTask.FromResult(new HistoryRead(turns, entry.Summary, entry.Turns.Count, entry.Covered));
+        }
+    }
+
+    public ValueTask<SummaryWrite> WriteSummaryAsync(
+        SessionKey session, string? expectedCoveredId, string coveredId, byte[] summary, int tokens, CancellationToken cancellationToken)
+    {
+        if (!_sessions.TryGetValue(session.Slot, out var entry))
+        {
+            return ValueTask.FromResult(SummaryWrite.Superseded);
+        }
+
+        lock (entry)
+        {
+            if (entry.Removed || entry.Turns.Count == 0 || entry.ExpiresAt <= _time.GetUtcNow()
+                || !string.Equals(entry.Summary?.CoveredId, expectedCoveredId, StringComparison.Ordinal))
+            {
+                return ValueTask.FromResult(SummaryWrite.Superseded);
+            }
+
+            var stored = new StoredSummary(summary, coveredId, tokens);
+            entry.Summary = stored;
+            entry.Covered = stored.IndexIn(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(entry.Turns)) + 1;
+            entry.ExpiresAt = _time.GetUtcNow() + _ttl;
+            return ValueTask.FromResult(SummaryWrite.Written);
         }
     }
 
@@ -73,6 +120,8 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
                     entry.Turns.Clear();
                     entry.Ids.Clear();
                     entry.Order.Clear();
+                    entry.Summary = null;
+                    entry.Covered = 0;
                 }
 
                 entry.ExpiresAt = now + _ttl;
@@ -83,14 +132,15 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
 
                 entry.Turns.Add(turn.View);
                 entry.Order.Enqueue(turn.Id);
-                while (entry.Turns.Count > _maxStored)
+                // Turns and their ids go together; with the summary on, only covered turns go, unless past the hard cap.
+                while (entry.Turns.Count > _maxStored && (_hardCap == 0 || entry.Covered > 0 || entry.Turns.Count > _hardCap))
                 {
                     entry.Turns.RemoveAt(0);
-                }
-
-                while (entry.Order.Count > _maxStored)
-                {
                     entry.Ids.Remove(entry.Order.Dequeue());
+                    if (entry.Covered > 0)
+                    {
+                        entry.Covered--;
+                    }
                 }
 
                 return ValueTask.FromResult(AppendResult.Written);
@@ -128,6 +178,11 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
         public Queue<string> Order { get; } = new();
 
         public DateTimeOffset ExpiresAt { get; set; }
+
+        public StoredSummary? Summary { get; set; }
+
+        /// <summary>How many of the oldest turns the summary covers (Redis meta <c>c</c>).</summary>
+        public int Covered { get; set; }
 
         public bool Removed { get; set; }
     }

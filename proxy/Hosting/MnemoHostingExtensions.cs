@@ -10,6 +10,7 @@ using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Resilience;
 using Mnemo.Proxy.Sessions;
+using Mnemo.Proxy.Summary;
 using Mnemo.Proxy.Tokens;
 using Mnemo.Proxy.WriteBack;
 using Prometheus;
@@ -71,6 +72,7 @@ public static class MnemoHostingExtensions
         services.AddSingleton<IValidateOptions<TokenOptions>, TokenOptionsValidator>();
         services.AddSingleton<TokenCounter>();
         services.AddHostedService(static sp => sp.GetRequiredService<WriteBackService>());
+        services.AddMnemoSummary();
 
         // YARP's session affinity wants data protection; a sidecar keeps no keys (and its root filesystem is read-only).
         services.AddDataProtection().UseEphemeralDataProtectionProvider();

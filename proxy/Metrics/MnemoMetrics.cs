@@ -12,7 +12,7 @@ internal sealed class MnemoMetrics
         [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
     private static readonly string[] s_stages =
-        ["body_read", "history_read", "context_build", "upstream_headers", "upstream_first_byte", "upstream_total", "writeback"];
+        ["body_read", "history_read", "context_build", "upstream_headers", "upstream_first_byte", "upstream_total", "writeback", "summary"];
 
     private static readonly string[] s_memory = ["hit", "empty", "off", "degraded"];
     private static readonly string[] s_outcomes = ["completed", "client_aborted", "upstream_error", "rejected"];
@@ -20,6 +20,7 @@ internal sealed class MnemoMetrics
     private static readonly string[] s_notStored = ["too_large", "no_input", "invalid"];
     private static readonly string[] s_ops = ["read", "write"];
     private static readonly string[] s_dropKinds = ["thinking", "reasoning", "image", "other"];
+    private static readonly string[] s_summary = ["written", "superseded", "failed"];
 
     private readonly Histogram _stage;
     private readonly Histogram _overhead;
@@ -31,6 +32,7 @@ internal sealed class MnemoMetrics
     private readonly Counter.Child?[] _tokenChildren = new Counter.Child?[DialectLabels.Count * 2];
     private readonly Counter.Child[] _writeBackChildren;
     private readonly Counter.Child[] _roundTripChildren;
+    private readonly Counter.Child[] _summaryChildren;
     private readonly Gauge _queueDepth;
     private readonly Counter.Child[] _notStoredChildren;
     private readonly Gauge _queueBytes;
@@ -84,6 +86,12 @@ internal sealed class MnemoMetrics
             "Parts of stored turns that a request in another dialect cannot carry and that were left out of its history.",
             new CounterConfiguration { LabelNames = ["from", "to", "kind"] });
 
+        var summary = factory.CreateCounter(
+            "mnemo_summaries_total",
+            "Rolling summary runs by outcome: written, superseded (another summary was stored meanwhile), failed (the summarizer call or its store write failed; the window serves without it).",
+            new CounterConfiguration { LabelNames = ["outcome"] });
+        _summaryChildren = Array.ConvertAll(s_summary, label => summary.WithLabels(label));
+
         // Created up front so alerts on rate() see a zero series before the first event.
         _writeBackChildren = Array.ConvertAll(s_writeBack, label => writeBack.WithLabels(label));
         _roundTripChildren = Array.ConvertAll(s_ops, label => roundTrips.WithLabels(label));
@@ -128,6 +136,8 @@ internal sealed class MnemoMetrics
 
     public void NotStored(NotStoredReason reason) => _notStoredChildren[(int)reason].Inc();
 
+    public void Summary(SummaryOutcome outcome) => _summaryChildren[(int)outcome].Inc();
+
     public void RoundTrip(RedisOp op) => _roundTripChildren[(int)op].Inc();
 
     public void QueueDepth(int depth) => _queueDepth.Set(depth);
@@ -152,6 +162,7 @@ internal enum Stage
     UpstreamFirstByte,
     UpstreamTotal,
     WriteBack,
+    Summary,
 }
 
 /// <summary>The <c>X-Mnemo-Memory</c> header value and <c>memory</c> label.</summary>
@@ -190,6 +201,14 @@ internal enum NotStoredReason
 
     /// <summary>The stored form would not be valid UTF-8 JSON (the upstream's answer was not).</summary>
     Invalid,
+}
+
+/// <summary>How a rolling summary run ended: the <c>outcome</c> label of <c>mnemo_summaries_total</c> (not mnemo_summary_total: promtool rejects a metric name holding the type name "_summary_").</summary>
+internal enum SummaryOutcome
+{
+    Written,
+    Superseded,
+    Failed,
 }
 
 internal enum RedisOp

@@ -16,7 +16,7 @@ ports:
 envFrom:
   - configMapRef:
       name: {{ include "mnemo.fullname" . }}
-{{- if or (include "mnemo.redisConfigured" .) (include "mnemo.adminConfigured" .) .Values.extraEnv }}
+{{- if or (include "mnemo.redisConfigured" .) (include "mnemo.adminConfigured" .) (include "mnemo.summaryKeyConfigured" .) .Values.extraEnv }}
 env:
   {{- if include "mnemo.redisConfigured" . }}
   - name: ConnectionStrings__Redis
@@ -31,6 +31,13 @@ env:
       secretKeyRef:
         name: {{ .Values.admin.existingSecret | default (include "mnemo.secretName" .) }}
         key: {{ .Values.admin.existingSecretKey }}
+  {{- end }}
+  {{- if include "mnemo.summaryKeyConfigured" . }}
+  - name: Mnemo__Summary__ApiKey
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.summary.existingSecret | default (include "mnemo.secretName" .) }}
+        key: {{ .Values.summary.existingSecretKey }}
   {{- end }}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}

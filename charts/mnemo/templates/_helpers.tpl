@@ -77,6 +77,10 @@ Whether a Redis connection string is configured (inline or from an existing secr
 {{- if or .Values.admin.token .Values.admin.existingSecret }}true{{ end }}
 {{- end }}
 
+{{- define "mnemo.summaryKeyConfigured" -}}
+{{- if or .Values.summary.apiKey .Values.summary.existingSecret }}true{{ end }}
+{{- end }}
+
 {{/*
 Grace period: the preStop pause, then Mnemo's own shutdown (in-flight streams, write-back drain), then a margin.
 */}}

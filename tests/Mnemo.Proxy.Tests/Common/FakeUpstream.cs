@@ -73,6 +73,12 @@ public sealed class FakeUpstream : IAsyncDisposable
     /// </summary>
     public byte[]? RawJsonAnswer { get; set; }
 
+    /// <summary>
+    /// Consulted first for every request: a status and a JSON body to answer it with, or null for the usual answer
+    /// (e.g. to answer Mnemo's background summary call with a fixed text while chat requests get the fixtures).
+    /// </summary>
+    public Func<RecordedRequest, (int Status, string Json)?>? Override { get; set; }
+
     /// <summary>Close the connection abruptly after this many SSE events.</summary>
     public int? AbortAfterEvents { get; set; }
 
@@ -122,6 +128,7 @@ public sealed class FakeUpstream : IAsyncDisposable
         EventDelay = TimeSpan.Zero;
         Failure = null;
         RawJsonAnswer = null;
+        Override = null;
         AbortAfterEvents = null;
         CompressWhenAsked = true;
         foreach (var (dialect, fixtures) in s_defaults)
@@ -150,6 +157,17 @@ public sealed class FakeUpstream : IAsyncDisposable
         _requests.Enqueue(recorded);
         var dialect = DialectOf(context.Request.Path.Value ?? "");
         var fixtures = _fixtures[dialect];
+
+        if (Override?.Invoke(recorded) is { } overridden)
+        {
+            var json = Encoding.UTF8.GetBytes(overridden.Json);
+            context.Response.StatusCode = overridden.Status;
+            context.Response.ContentType = "application/json";
+            context.Response.ContentLength = json.Length;
+            await context.Response.Body.WriteAsync(json);
+            LastResponseEnded = Stopwatch.GetTimestamp();
+            return;
+        }
 
         if (Failure is { } failure)
         {
