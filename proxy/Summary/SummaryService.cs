@@ -9,6 +9,7 @@ using Mnemo.Proxy.Forwarding;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
+using Mnemo.Proxy.Tokens;
 using Mnemo.Proxy.WriteBack;
 using Yarp.ReverseProxy.Model;
 
@@ -39,6 +40,13 @@ internal sealed class SummaryService : BackgroundService
     private readonly HttpClient _http;
     private readonly WriteBackQueue _queue;
 
+    private readonly TokenCounter _tokens;
+
+    /// <summary>The summary's tokens for the budget: counted like a turn (in the background) when counting is on.</summary>
+    private int CountTokens(string summary) => _tokens.Enabled
+        ? _tokens.Count(System.Text.Encoding.UTF8.GetBytes(summary), _options.Model)
+        : SummaryCall.EstimateTokens(System.Text.Encoding.UTF8.GetByteCount(summary));
+
     public SummaryService(
         IOptions<SummaryOptions> options,
         IOptions<MemoryOptions> memory,
@@ -48,9 +56,11 @@ internal sealed class SummaryService : BackgroundService
         DialectRegistry dialects,
         MnemoMetrics metrics,
         WriteBackQueue queue,
+        TokenCounter tokens,
         ILogger<SummaryService> logger)
     {
         _queue = queue;
+        _tokens = tokens;
         _options = options.Value;
         _memory = memory.Value;
         _contextTurns = Math.Min(_memory.MaxContextTurns, store.Value.MaxStoredTurns);
@@ -245,7 +255,7 @@ internal sealed class SummaryService : BackgroundService
         var text = SummaryCall.Escape(summary);
         var coveredId = System.Text.Encoding.ASCII.GetString(fold[^1].Id);
         var written = await _store.WriteSummaryAsync(
-            job.Session, previous?.CoveredId, coveredId, text, SummaryCall.EstimateTokens(text.Length), cancellationToken).ConfigureAwait(false);
+            job.Session, previous?.CoveredId, coveredId, text, CountTokens(summary), cancellationToken).ConfigureAwait(false);
         if (written == SummaryWrite.Superseded)
         {
             Log.SummarySuperseded(_logger);

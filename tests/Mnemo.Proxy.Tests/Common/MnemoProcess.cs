@@ -81,6 +81,31 @@ public sealed partial class MnemoProcess : IDisposable
     public static MnemoProcess StartBuilt(IEnumerable<string> arguments, IDictionary<string, string?>? environment = null) =>
         Start([Path.Combine(AppContext.BaseDirectory, "Mnemo.Proxy.dll"), .. arguments], environment);
 
+    /// <summary>
+    /// Starts the built proxy on two free ports and waits until it is ready; starts again on new ports when one was
+    /// taken between choosing it and binding it (another process, or an outgoing connection's ephemeral port).
+    /// </summary>
+    public static async Task<(MnemoProcess Process, int ProxyPort, int ManagementPort)> StartBuiltReadyAsync(
+        Func<int, int, IEnumerable<string>> arguments, IDictionary<string, string?>? environment = null, TimeSpan? timeout = null)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var proxyPort = Ports.Free();
+            var managementPort = Ports.Free();
+            var process = StartBuilt(arguments(proxyPort, managementPort), environment);
+            using var management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{managementPort}") };
+            try
+            {
+                await process.WaitReadyAsync(management, timeout ?? TimeSpan.FromSeconds(30));
+                return (process, proxyPort, managementPort);
+            }
+            catch (InvalidOperationException) when (attempt < 3 && process.Output.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                process.Dispose();
+            }
+        }
+    }
+
     /// <summary>Waits until <c>/healthz/ready</c> answers 200 on the management port; fails with the output if the process exits or time runs out.</summary>
     public async Task WaitReadyAsync(HttpClient management, TimeSpan timeout)
     {

@@ -24,22 +24,20 @@ public sealed class ConsistencyTests : FunctionalTest
         {
             Upstream.Reset();
             await Redis.FlushAsync();
-            var proxyPort = Ports.Free();
-            var managementPort = Ports.Free();
-            using var process = MnemoProcess.StartBuilt(
+            var (started, proxyPort, _) = await MnemoProcess.StartBuiltReadyAsync(
+                (proxy, managementPort) =>
                 [
                     $"--Mnemo:Upstream={Upstream.Url}",
                     $"--ConnectionStrings:Redis={(redis ? Redis.ConnectionString : "")}",
-                    $"--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:{proxyPort}",
+                    $"--Kestrel:Endpoints:Proxy:Url=http://127.0.0.1:{proxy}",
                     $"--Kestrel:Endpoints:Management:Url=http://127.0.0.1:{managementPort}",
                 ],
                 new Dictionary<string, string?> { ["ConnectionStrings__Redis"] = null });
+            using var process = started;
             // Two clients, two connections, as two curl commands or an SDK's connection pool would use: Kestrel reads a
             // connection's next request only once the last one's pipeline has returned, which would hide the race.
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{proxyPort}") };
             using var other = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{proxyPort}") };
-            using var management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{managementPort}") };
-            await process.WaitReadyAsync(management, TimeSpan.FromSeconds(30));
 
             // No pause: the next request leaves the moment the first answer has been read, as an agent loop's does.
             using var first = await client.SendAsync(ProxyHost.Chat(UserTurn($"My name is Ada ({attempt}).", stream), session: "cold"));
