@@ -1,4 +1,6 @@
+using System.ComponentModel;
 using System.Text.Json;
+using Microsoft.Extensions.Caching.Hybrid;
 using Mnemo.Proxy.Buffers;
 using Mnemo.Proxy.Metrics;
 
@@ -9,8 +11,22 @@ namespace Mnemo.Proxy.Dialects;
 /// model: each source dialect reads its own messages, the target writes them. What the target cannot carry is left out
 /// and counted in <c>mnemo_conversion_dropped_total</c>.
 /// </summary>
-internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics)
+/// <remarks>
+/// A conversion is a pure function of the stored turns (immutable, named by their ids) and the target, so with a
+/// <see cref="HybridCache"/> it is cached in its in-memory tier, keyed by those ids: never stale, bounded in size. A hit
+/// costs about 2.7 µs against 49 µs for converting 20 turns (ConversionCacheBenchmarks), so a session that moved from
+/// one API to another stops paying for the move on every request. What the conversion left out is recorded with it and
+/// counted again on each hit.
+/// </remarks>
+internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics, HybridCache? cache = null)
 {
+    private static readonly HybridCacheEntryOptions s_entry = new()
+    {
+        Expiration = TimeSpan.FromHours(1),
+        LocalCacheExpiration = TimeSpan.FromHours(1),
+        Flags = HybridCacheEntryFlags.DisableDistributedCache,
+    };
+
     // Escapes only what JSON requires: the result goes to an API, not into HTML, and \u0027 for every apostrophe would
     // grow the request for nothing.
     private static readonly JsonWriterOptions s_writerOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -22,8 +38,72 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics)
     /// <remarks>The run is converted as a whole so that tool calls and results across its turns stay paired and adjacent messages of one role can merge.</remarks>
     public byte[] Convert(Dialect target, IReadOnlyList<ForeignTurn> turns)
     {
+        if (cache is null)
+        {
+            return Convert(target, turns, new Drops(metrics, target.Id, null));
+        }
+
+        var key = Key(target, turns);
+        var state = (Converter: this, Target: target, Turns: turns);
+        var pending = cache.GetOrCreateAsync(
+            key,
+            state,
+            static (state, _) =>
+            {
+                var recorded = new List<Dropped>();
+                var bytes = state.Converter.Convert(state.Target, state.Turns, new Drops(state.Converter.Metrics, state.Target.Id, recorded));
+                return ValueTask.FromResult(new Conversion(bytes, [.. recorded]));
+            },
+            s_entry);
+
+        // The factory is synchronous: the value is ready at once, except while another request converts the same turns.
+        var conversion = pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+        var missed = conversion.Counted.Set();
+        metrics.ConversionCache(hit: !missed);
+        if (!missed)
+        {
+            foreach (var dropped in conversion.Dropped)
+            {
+                metrics.ConversionDropped(dropped.From, target.Id, dropped.Kind);
+            }
+        }
+
+        return conversion.Bytes;
+    }
+
+    private MnemoMetrics Metrics => metrics;
+
+    /// <summary>The target and the turns' ids: what the conversion is a function of.</summary>
+    private static string Key(Dialect target, IReadOnlyList<ForeignTurn> turns)
+    {
+        var length = 4;
+        foreach (var turn in turns)
+        {
+            length += turn.Id.Length + 1;
+        }
+
+        return string.Create(length, (target.Id, turns), static (chars, state) =>
+        {
+            chars[0] = 'c';
+            chars[1] = ':';
+            chars[2] = (char)('0' + (int)state.Id);
+            var at = 3;
+            foreach (var turn in state.turns)
+            {
+                chars[at++] = ':';
+                foreach (var b in turn.Id.Span)
+                {
+                    chars[at++] = (char)b;
+                }
+            }
+
+            chars[at] = ';';
+        });
+    }
+
+    private byte[] Convert(Dialect target, IReadOnlyList<ForeignTurn> turns, Drops drops)
+    {
         var messages = new List<ChatMessage>();
-        var drops = new Drops(metrics, target.Id);
         foreach (var turn in turns)
         {
             drops.From = turn.Dialect;
@@ -68,11 +148,39 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics)
         return span.Length <= 2 ? [] : span[1..^1].ToArray();
     }
 
-    private sealed class Drops(MnemoMetrics metrics, DialectId to) : IDropSink
+    private sealed class Drops(MnemoMetrics metrics, DialectId to, List<Dropped>? recorded) : IDropSink
     {
         public DialectId From { get; set; }
 
-        public void Dropped(DropKind kind) => metrics.ConversionDropped(From, to, kind);
+        public void Dropped(DropKind kind)
+        {
+            metrics.ConversionDropped(From, to, kind);
+            recorded?.Add(new Dropped(From, kind));
+        }
+    }
+
+    private readonly record struct Dropped(DialectId From, DropKind Kind);
+
+    /// <summary>
+    /// A cached conversion: immutable, so the in-memory tier keeps the instance itself. <see cref="Counted"/> tells the
+    /// request that created it (a miss, its drops already counted) from the ones that find it.
+    /// </summary>
+    [ImmutableObject(true)]
+    private sealed class Conversion(byte[] bytes, Dropped[] dropped)
+    {
+        public byte[] Bytes { get; } = bytes;
+
+        public Dropped[] Dropped { get; } = dropped;
+
+        public Once Counted { get; } = new();
+    }
+
+    /// <summary>True the first time only.</summary>
+    private sealed class Once
+    {
+        private int _done;
+
+        public bool Set() => Interlocked.Exchange(ref _done, 1) == 0;
     }
 }
 

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -61,7 +62,11 @@ public static class MnemoHostingExtensions
         services.AddSingleton<MnemoMetrics>();
         services.AddSingleton<SessionResolver>();
         services.AddSingleton<DialectRegistry>();
-        services.AddSingleton<Converter>();
+        // Cross-dialect conversions of stored turns (immutable, keyed by turn ids), in memory only, bounded in size.
+        services.AddMemoryCache(cache => cache.SizeLimit = 64L * 1024 * 1024);
+        services.AddHybridCache(cache => cache.MaximumPayloadBytes = 4 * 1024 * 1024);
+        services.AddSingleton(provider => new Converter(
+            provider.GetRequiredService<DialectRegistry>(), provider.GetRequiredService<MnemoMetrics>(), provider.GetRequiredService<HybridCache>()));
         services.AddSingleton<ExchangeTelemetry>();
         services.AddSingleton<TurnCapture>();
         services.AddSingleton<RedisPipelines>();

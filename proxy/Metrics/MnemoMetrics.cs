@@ -35,6 +35,7 @@ internal sealed class MnemoMetrics
     private readonly Counter.Child[] _summaryChildren;
     private readonly Gauge _queueDepth;
     private readonly Counter.Child[] _notStoredChildren;
+    private readonly Counter.Child[] _conversionCacheChildren;
     private readonly Gauge _queueBytes;
     private readonly Counter _conversionDropped;
     private readonly Counter.Child?[] _droppedChildren = new Counter.Child?[DialectLabels.Count * DialectLabels.Count * s_dropKinds.Length];
@@ -80,6 +81,12 @@ internal sealed class MnemoMetrics
             "Answered exchanges whose turn was not stored, by reason: too_large (over Mnemo:Memory:MaxTurnBytes), no_input (no new non-system message), invalid (the answer was not valid UTF-8 JSON).",
             new CounterConfiguration { LabelNames = ["reason"] });
         _notStoredChildren = Array.ConvertAll(s_notStored, label => notStored.WithLabels(label));
+
+        var conversionCache = factory.CreateCounter(
+            "mnemo_conversion_cache_total",
+            "Cross-dialect conversions of stored turns by result: hit (served from the in-memory cache) or miss (converted and cached). Hit ratio: hit / (hit + miss).",
+            new CounterConfiguration { LabelNames = ["result"] });
+        _conversionCacheChildren = [conversionCache.WithLabels("hit"), conversionCache.WithLabels("miss")];
 
         _conversionDropped = factory.CreateCounter(
             "mnemo_conversion_dropped_total",
@@ -135,6 +142,9 @@ internal sealed class MnemoMetrics
     public void WriteBack(WriteBackOutcome outcome, double count = 1) => _writeBackChildren[(int)outcome].Inc(count);
 
     public void NotStored(NotStoredReason reason) => _notStoredChildren[(int)reason].Inc();
+
+    /// <summary>A cross-dialect conversion found in the cache, or made (and cached).</summary>
+    public void ConversionCache(bool hit) => _conversionCacheChildren[hit ? 0 : 1].Inc();
 
     public void Summary(SummaryOutcome outcome) => _summaryChildren[(int)outcome].Inc();
 

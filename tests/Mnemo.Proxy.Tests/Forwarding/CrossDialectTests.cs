@@ -111,6 +111,31 @@ public sealed class CrossDialectTests : FunctionalTest
         Assert.That(metrics, Does.Contain("""mnemo_conversion_dropped_total{from="anthropic-messages",to="openai-chat",kind="thinking"} 1"""));
     }
 
+    [Test]
+    public async Task ConvertedTurns_AreConvertedOnce_AndServedFromTheCache_WithTheirDropsCountedEveryTime()
+    {
+        await using var proxy = await StartProxyAsync();
+        Upstream.Answer("AnthropicMessages", json: "message-thinking.json");
+        await SendOkAsync(proxy, ProxyHost.Chat(
+            """{"model":"claude-sonnet-4-5","max_tokens":256,"messages":[{"role":"user","content":"Are there an infinite number of primes?"}]}""",
+            "cached", path: "/v1/messages"));
+        await WaitForTurnsAsync("cached", 1);
+
+        await SendOkAsync(proxy, ProxyHost.Chat("""{"model":"gpt-4o-mini","messages":[{"role":"user","content":"And twin primes?"}]}""", "cached"));
+        var first = Body(Upstream.LastRequest).GetProperty("messages");
+        await WaitForTurnsAsync("cached", 2);
+        await SendOkAsync(proxy, ProxyHost.Chat("""{"model":"gpt-4o-mini","messages":[{"role":"user","content":"And cousin primes?"}]}""", "cached"));
+        var second = Body(Upstream.LastRequest).GetProperty("messages");
+
+        Assert.That(second[0].GetRawText() + second[1].GetRawText(), Is.EqualTo(first[0].GetRawText() + first[1].GetRawText()),
+            "the converted turn is the same bytes from the cache");
+        var metrics = await proxy.Management.GetStringAsync("/metrics");
+        Assert.That(metrics, Does.Contain("mnemo_conversion_cache_total{result=\"miss\"} 1"));
+        Assert.That(metrics, Does.Contain("mnemo_conversion_cache_total{result=\"hit\"} 1"));
+        Assert.That(metrics, Does.Contain("""mnemo_conversion_dropped_total{from="anthropic-messages",to="openai-chat",kind="thinking"} 2"""),
+            "what the conversion leaves out is counted for each request that leaves it out");
+    }
+
     private static string Kind(JsonElement item) =>
         item.TryGetProperty("role", out var role) ? role.GetString()! : item.GetProperty("type").GetString()!;
 
