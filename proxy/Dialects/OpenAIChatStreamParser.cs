@@ -9,7 +9,7 @@ internal sealed class OpenAIChatStreamParser : SseResponseParser
 
     public override int OutputBytes => _answer.Bytes;
 
-    public override void OnEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data)
+    protected override void OnSseEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data)
     {
         if (Failure is not null)
         {

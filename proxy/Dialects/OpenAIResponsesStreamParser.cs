@@ -21,7 +21,7 @@ internal sealed class OpenAIResponsesStreamParser : SseResponseParser
 
     public override int OutputBytes => _answer.Bytes;
 
-    public override void OnEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data)
+    protected override void OnSseEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data)
     {
         if (Failure is not null || data.SequenceEqual("[DONE]"u8))
         {

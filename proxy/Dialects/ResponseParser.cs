@@ -125,6 +125,22 @@ internal abstract class ResponseParser : IDisposable
         Release();
     }
 
+    /// <summary>
+    /// An event, line or document with an escape of half a surrogate pair is valid JSON grammar but no text: readers throw
+    /// on it, and stored it would be refused at the door of every later request. The answer still streams on; it is not
+    /// recorded. (Invalid UTF-8 is caught on the stored turn, where it is one pass over what is kept.)
+    /// </summary>
+    protected bool Unreadable(ReadOnlySpan<byte> json)
+    {
+        if (!JsonEscapes.HasLoneSurrogate(json))
+        {
+            return false;
+        }
+
+        Fail("response is not valid Unicode text");
+        return true;
+    }
+
     /// <summary>Frees buffers early once the answer is known to be unrecordable.</summary>
     protected virtual void Release()
     {
@@ -177,6 +193,11 @@ internal abstract class JsonResponseParser : ResponseParser
             return;
         }
 
+        if (Unreadable(body))
+        {
+            return;
+        }
+
         OnDocument(body);
         // The answer has been read out of it (a failure already freed it).
         _body?.Dispose();
@@ -204,7 +225,18 @@ internal abstract class SseResponseParser : ResponseParser, ISseSink
 {
     private readonly SseReader _sse = new();
 
-    public abstract void OnEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data);
+    public void OnEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data)
+    {
+        if (Failure is null && Unreadable(data))
+        {
+            return;
+        }
+
+        OnSseEvent(eventType, data);
+    }
+
+    /// <summary>One event of the stream, its data valid Unicode text.</summary>
+    protected abstract void OnSseEvent(ReadOnlySpan<byte> eventType, ReadOnlySpan<byte> data);
 
     protected sealed override void OnData(ReadOnlySpan<byte> chunk) => _sse.Feed(chunk, this);
 
@@ -224,7 +256,7 @@ internal abstract class NdjsonResponseParser : ResponseParser, ILineSink
 
     public void OnLine(ReadOnlySpan<byte> line)
     {
-        if (Failure is null && !line.Trim((byte)' ').IsEmpty)
+        if (Failure is null && !line.Trim((byte)' ').IsEmpty && !Unreadable(line))
         {
             OnObject(line);
         }

@@ -341,8 +341,9 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
                     result = await attempt.AsTask().WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time, abort).ConfigureAwait(false);
                 }
 
-                Written(turn, result, startedWall);
+                // Released from the queue before it is counted: whoever sees it written sees it gone from the queue.
                 Done(line, turn);
+                Written(turn, result, startedWall);
             }
             catch (OperationCanceledException) when (abort.IsCancellationRequested)
             {
