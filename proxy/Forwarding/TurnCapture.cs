@@ -79,9 +79,10 @@ internal sealed class TurnCapture(TimeProvider time, IOptions<MemoryOptions> mem
             return null;
         }
 
-        // Answer text is kept as the upstream escaped it: bytes that are not UTF-8 (or an escape of half a surrogate pair,
-        // which readers throw on) would make the element unreadable, replayed to the upstream on every later request.
-        if (!Utf8.IsValid(payload) || JsonEscapes.HasLoneSurrogate(payload))
+        // Answer text is kept as the upstream escaped it: bytes that are not UTF-8 would make the element unreadable,
+        // replayed to the upstream on every later request. (Escapes of half a surrogate pair never get this far: the
+        // request is refused at ParseRequest, the answer's event by the parser.)
+        if (!Utf8.IsValid(payload))
         {
             exchange.NotStored = NotStoredReason.Invalid;
             Log.AnswerNotRecorded(logger, exchange.DialectId.Label(), "the answer is not valid Unicode text");
