@@ -10,30 +10,9 @@ using StackExchange.Redis;
 namespace Mnemo.Proxy.Tests.History;
 
 /// <summary>The Redis layout and scripts, against a real redis-server.</summary>
-public sealed class RedisHistoryStoreTests
+public sealed class RedisHistoryStoreTests : RedisStoreTest
 {
     private static readonly SessionKey s_session = new("tenant1", "session-1");
-    private RedisServer _redis = null!;
-    private RedisConnection _connection = null!;
-
-    [OneTimeSetUp]
-    public async Task StartAsync()
-    {
-        _redis = await RedisServer.StartAsync();
-        _connection = new RedisConnection(ConfigurationOptions.Parse(_redis.ConnectionString), NullLogger<RedisConnection>.Instance);
-        await _connection.StartAsync(CancellationToken.None);
-        await Eventually.TrueAsync(() => Task.FromResult(_connection.IsConnected), "the connection");
-    }
-
-    [OneTimeTearDown]
-    public async Task StopAsync()
-    {
-        await _connection.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
-
-    [SetUp]
-    public Task FlushAsync() => _redis.FlushAsync();
 
     [Test]
     public async Task Append_WritesOneElementUnderTheHashTaggedKeys()
@@ -42,11 +21,11 @@ public sealed class RedisHistoryStoreTests
         var turn = Turns.Make(s_session, "q1");
         Assert.That(await store.AppendAsync(turn, default), Is.EqualTo(AppendResult.Written));
 
-        var keys = _redis.Server.Keys(pattern: "*").Select(k => k.ToString()).OrderBy(k => k).ToArray();
+        var keys = Redis.Server.Keys(pattern: "*").Select(k => k.ToString()).OrderBy(k => k).ToArray();
         Assert.That(keys, Is.EqualTo(new[] { "mnemo:v1:{tenant1:session-1}:meta", "mnemo:v1:{tenant1:session-1}:turns" }));
-        Assert.That(_redis.Db.Multiplexer.HashSlot(keys[0]), Is.EqualTo(_redis.Db.Multiplexer.HashSlot(keys[1])), "one cluster slot");
-        Assert.That((byte[]?)await _redis.Db.ListGetByIndexAsync(keys[1], 0), Is.EqualTo(turn.Payload));
-        Assert.That((string?)await _redis.Db.HashGetAsync(keys[0], "v"), Is.EqualTo(turn.Id));
+        Assert.That(Redis.Db.Multiplexer.HashSlot(keys[0]), Is.EqualTo(Redis.Db.Multiplexer.HashSlot(keys[1])), "one cluster slot");
+        Assert.That((byte[]?)await Redis.Db.ListGetByIndexAsync(keys[1], 0), Is.EqualTo(turn.Payload));
+        Assert.That((string?)await Redis.Db.HashGetAsync(keys[0], "v"), Is.EqualTo(turn.Id));
     }
 
     [Test]
@@ -59,8 +38,8 @@ public sealed class RedisHistoryStoreTests
         await store.AppendAsync(Turns.Make(s_session, "q2"), default);
         Assert.That(await store.AppendAsync(turn, default), Is.EqualTo(AppendResult.Duplicate), "still known after a later turn");
 
-        Assert.That(await _redis.Db.ListLengthAsync(RedisKeys.Turns(s_session)), Is.EqualTo(2));
-        Assert.That((long)await _redis.Db.HashGetAsync(RedisKeys.Meta(s_session), "n"), Is.EqualTo(2));
+        Assert.That(await Redis.Db.ListLengthAsync(RedisKeys.Turns(s_session)), Is.EqualTo(2));
+        Assert.That((long)await Redis.Db.HashGetAsync(RedisKeys.Meta(s_session), "n"), Is.EqualTo(2));
     }
 
     [Test]
@@ -77,7 +56,7 @@ public sealed class RedisHistoryStoreTests
         Assert.That(Turns.Questions(window), Is.EqualTo(new[] { "q3", "q4", "q5" }));
 
         // The dedupe window is the stored list: the meta hash marks exactly the stored turns, so it stays bounded.
-        var marks = (await _redis.Db.HashKeysAsync(RedisKeys.Meta(s_session))).Select(k => k.ToString()).Where(k => k.StartsWith("i:", StringComparison.Ordinal));
+        var marks = (await Redis.Db.HashKeysAsync(RedisKeys.Meta(s_session))).Select(k => k.ToString()).Where(k => k.StartsWith("i:", StringComparison.Ordinal));
         Assert.That(marks, Is.EquivalentTo(turns[2..].Select(t => "i:" + t.Id)));
         Assert.That(await store.AppendAsync(turns[4], default), Is.EqualTo(AppendResult.Duplicate));
     }
@@ -87,14 +66,14 @@ public sealed class RedisHistoryStoreTests
     {
         var store = Store(ttl: TimeSpan.FromMinutes(10));
         await store.AppendAsync(Turns.Make(s_session, "q1"), default);
-        Assert.That(await _redis.Db.KeyTimeToLiveAsync(RedisKeys.Turns(s_session)), Is.GreaterThan(TimeSpan.FromMinutes(9)));
+        Assert.That(await Redis.Db.KeyTimeToLiveAsync(RedisKeys.Turns(s_session)), Is.GreaterThan(TimeSpan.FromMinutes(9)));
 
-        await _redis.Db.KeyExpireAsync(RedisKeys.Turns(s_session), TimeSpan.FromSeconds(5));
-        await _redis.Db.KeyExpireAsync(RedisKeys.Meta(s_session), TimeSpan.FromSeconds(5));
+        await Redis.Db.KeyExpireAsync(RedisKeys.Turns(s_session), TimeSpan.FromSeconds(5));
+        await Redis.Db.KeyExpireAsync(RedisKeys.Meta(s_session), TimeSpan.FromSeconds(5));
         await store.ReadAsync(s_session, 5, default);
 
-        Assert.That(await _redis.Db.KeyTimeToLiveAsync(RedisKeys.Turns(s_session)), Is.GreaterThan(TimeSpan.FromMinutes(9)));
-        Assert.That(await _redis.Db.KeyTimeToLiveAsync(RedisKeys.Meta(s_session)), Is.GreaterThan(TimeSpan.FromMinutes(9)));
+        Assert.That(await Redis.Db.KeyTimeToLiveAsync(RedisKeys.Turns(s_session)), Is.GreaterThan(TimeSpan.FromMinutes(9)));
+        Assert.That(await Redis.Db.KeyTimeToLiveAsync(RedisKeys.Meta(s_session)), Is.GreaterThan(TimeSpan.FromMinutes(9)));
     }
 
     [Test]
@@ -102,7 +81,7 @@ public sealed class RedisHistoryStoreTests
     {
         var window = await Store().ReadAsync(new SessionKey("t", "nobody"), 20, default);
         Assert.That(window, Is.Empty);
-        Assert.That(await _redis.Server.DatabaseSizeAsync(), Is.Zero);
+        Assert.That(await Redis.Server.DatabaseSizeAsync(), Is.Zero);
     }
 
     [Test]
@@ -110,7 +89,7 @@ public sealed class RedisHistoryStoreTests
     {
         var store = Store();
         await store.AppendAsync(Turns.Make(s_session, "q1"), default);
-        await _redis.Db.ListRightPushAsync(RedisKeys.Turns(s_session), "not json");
+        await Redis.Db.ListRightPushAsync(RedisKeys.Turns(s_session), "not json");
         await store.AppendAsync(Turns.Make(s_session, "q2"), default);
 
         var window = await store.ReadAsync(s_session, 10, default);
@@ -118,5 +97,5 @@ public sealed class RedisHistoryStoreTests
     }
 
     private RedisHistoryStore Store(int maxStored = 100, TimeSpan? ttl = null) =>
-        new(_connection, new MnemoMetrics(), Options.Create(new StoreOptions { MaxStoredTurns = maxStored, Ttl = ttl ?? TimeSpan.FromDays(1) }));
+        new(Connection, new MnemoMetrics(), Options.Create(new StoreOptions { MaxStoredTurns = maxStored, Ttl = ttl ?? TimeSpan.FromDays(1) }));
 }

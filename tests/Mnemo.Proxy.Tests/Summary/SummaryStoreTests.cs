@@ -10,37 +10,16 @@ using StackExchange.Redis;
 namespace Mnemo.Proxy.Tests.Summary;
 
 /// <summary>The summary's compare-and-set and the append's guard, on a real redis-server and on the embedded store.</summary>
-public sealed class SummaryStoreTests
+public sealed class SummaryStoreTests : RedisStoreTest
 {
     private static readonly SessionKey s_session = new("tenant1", "session-s");
-    private RedisServer _redis = null!;
-    private RedisConnection _connection = null!;
-
-    [OneTimeSetUp]
-    public async Task StartAsync()
-    {
-        _redis = await RedisServer.StartAsync();
-        _connection = new RedisConnection(ConfigurationOptions.Parse(_redis.ConnectionString), NullLogger<RedisConnection>.Instance);
-        await _connection.StartAsync(CancellationToken.None);
-        await Eventually.TrueAsync(() => Task.FromResult(_connection.IsConnected), "the connection");
-    }
-
-    [OneTimeTearDown]
-    public async Task StopAsync()
-    {
-        await _connection.DisposeAsync();
-        await _redis.DisposeAsync();
-    }
-
-    [SetUp]
-    public Task FlushAsync() => _redis.FlushAsync();
 
     private IHistoryStore Store(bool redis, int maxStored = 3, bool summary = true, int hardCap = 6)
     {
         var store = Options.Create(new StoreOptions { MaxStoredTurns = maxStored });
         var options = Options.Create(new SummaryOptions { Enabled = summary, Model = "m", HardMaxStoredTurns = hardCap });
         return redis
-            ? new RedisHistoryStore(_connection, new MnemoMetrics(), store, options)
+            ? new RedisHistoryStore(Connection, new MnemoMetrics(), store, options)
             : new InMemoryHistoryStore(store, TimeProvider.System, options);
     }
 
@@ -131,6 +110,6 @@ public sealed class SummaryStoreTests
     {
         var store = Store(redis);
         Assert.That(await store.WriteSummaryAsync(s_session, null, "0123", Text("x"), 5, default), Is.EqualTo(SummaryWrite.Superseded));
-        Assert.That(await _redis.Server.DatabaseSizeAsync(), Is.Zero);
+        Assert.That(await Redis.Server.DatabaseSizeAsync(), Is.Zero);
     }
 }
