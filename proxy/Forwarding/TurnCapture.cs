@@ -61,9 +61,10 @@ internal sealed class TurnCapture(TimeProvider time, IOptions<MemoryOptions> mem
         // A bare-string input (Responses) is a user message, never a tool result.
         var continues = plan.Inputs.Count > 0 && !plan.InputIsText && exchange.Dialect!.ContinuesToolExchange(body[plan.Inputs[0]]);
         var model = Model(body, plan.Model);
+        var timestamp = time.GetUtcNow().ToUnixTimeMilliseconds();
         var payload = TurnCodec.Encode(
             id,
-            time.GetUtcNow().ToUnixTimeMilliseconds(),
+            timestamp,
             exchange.DialectId,
             EstimateTokens(plan.InputBytes, parser),
             parser.Usage,
@@ -96,7 +97,7 @@ internal sealed class TurnCapture(TimeProvider time, IOptions<MemoryOptions> mem
             return null;
         }
 
-        return new Turn(exchange.Session!, id, payload, view, model)
+        return new Turn(exchange.Session!, id, payload, view, model, timestamp, parser.Usage)
         {
             Previous = exchange.NewestPending,
             PreviousEnd = exchange.NextPosition,

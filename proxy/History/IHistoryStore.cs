@@ -30,6 +30,22 @@ internal interface IHistoryStore
     ValueTask<SummaryWrite> WriteSummaryAsync(
         SessionKey session, string? expectedCoveredId, string coveredId, byte[] summary, int tokens, CancellationToken cancellationToken);
 
+    /// <summary>Everything stored for the session, or null when it has nothing. Does not refresh its expiry.</summary>
+    ValueTask<SessionRecord?> ExportAsync(SessionKey session, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes every key of the session and leaves a tombstone that refuses the turns answered before now (see
+    /// <see cref="Admin.AdminOptions.TombstoneTtl"/>). True when there was something to delete.
+    /// </summary>
+    ValueTask<bool> EraseAsync(SessionKey session, CancellationToken cancellationToken);
+
+    /// <summary>A page of the tenant's sessions, from <paramref name="cursor"/> (null: the first page).</summary>
+    /// <exception cref="FormatException">The cursor is not one this store returned.</exception>
+    ValueTask<SessionPage> ListAsync(string tenant, string? cursor, int limit, CancellationToken cancellationToken);
+
+    /// <summary>Erases every session of the tenant, as <see cref="EraseAsync"/> does one.</summary>
+    ValueTask<EraseResult> EraseTenantAsync(string tenant, CancellationToken cancellationToken);
+
     /// <summary>Whether the store can serve requests now, for readiness.</summary>
     ValueTask<StoreStatus> CheckAsync(CancellationToken cancellationToken);
 }
@@ -38,6 +54,9 @@ internal enum AppendResult
 {
     Written,
     Duplicate,
+
+    /// <summary>The session was erased after the turn was answered: not written.</summary>
+    Erased,
 }
 
 internal enum SummaryWrite

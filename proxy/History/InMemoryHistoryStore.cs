@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
+using Mnemo.Proxy.Admin;
 using Mnemo.Proxy.Sessions;
 using Mnemo.Proxy.Summary;
 
@@ -20,8 +21,14 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
     private readonly int _hardCap;
     private readonly ITimer _sweeper;
 
-    public InMemoryHistoryStore(IOptions<StoreOptions> store, TimeProvider time, IOptions<SummaryOptions>? summary = null)
+    // Erased sessions: until when (Unix ms) a turn answered counts as answered before the erasure, and when the
+    // tombstone itself goes.
+    private readonly ConcurrentDictionary<string, (long Before, DateTimeOffset Until)> _erased = new(StringComparer.Ordinal);
+    private readonly TimeSpan _tombstoneTtl;
+
+    public InMemoryHistoryStore(IOptions<StoreOptions> store, TimeProvider time, IOptions<SummaryOptions>? summary = null, IOptions<AdminOptions>? admin = null)
     {
+        _tombstoneTtl = (admin?.Value ?? new AdminOptions()).TombstoneTtl;
         // As in the Redis script: 0 = the summary is off, trim to the max as always.
         _hardCap = summary?.Value is { Enabled: true } on ? Math.Max(on.HardMaxStoredTurns, store.Value.MaxStoredTurns) : 0;
         _time = time;
@@ -106,6 +113,7 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
     {
         while (true)
         {
+
             var entry = _sessions.GetOrAdd(turn.Session.Slot, static _ => new Session());
             var now = _time.GetUtcNow();
             lock (entry)
@@ -115,6 +123,18 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
                     continue;
                 }
 
+                // Under the session's lock: an erasure sets its tombstone before it takes the lock to empty the session.
+                if (_erased.TryGetValue(turn.Session.Slot, out var tombstone) && turn.TimestampMs <= tombstone.Before)
+                {
+                    if (entry.Turns.Count == 0)
+                    {
+                        entry.Removed = true;
+                        _sessions.TryRemove(new KeyValuePair<string, Session>(turn.Session.Slot, entry));
+                    }
+
+                    return ValueTask.FromResult(AppendResult.Erased);
+                }
+
                 if (entry.ExpiresAt <= now)
                 {
                     entry.Turns.Clear();
@@ -122,6 +142,7 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
                     entry.Order.Clear();
                     entry.Summary = null;
                     entry.Covered = 0;
+                    entry.Totals = new SessionTotals();
                 }
 
                 entry.ExpiresAt = now + _ttl;
@@ -132,6 +153,9 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
 
                 entry.Turns.Add(turn.View);
                 entry.Order.Enqueue(turn.Id);
+                entry.Totals.Turns++;
+                entry.Totals.LastTurnMs = turn.TimestampMs;
+                entry.Totals.Add(turn.Model, turn.Usage);
                 // Turns and their ids go together; with the summary on, only covered turns go, unless past the hard cap.
                 while (entry.Turns.Count > _maxStored && (_hardCap == 0 || entry.Covered > 0 || entry.Turns.Count > _hardCap))
                 {
@@ -148,6 +172,112 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
         }
     }
 
+    public ValueTask<SessionRecord?> ExportAsync(SessionKey session, CancellationToken cancellationToken)
+    {
+        if (!_sessions.TryGetValue(session.Slot, out var entry))
+        {
+            return ValueTask.FromResult<SessionRecord?>(null);
+        }
+
+        lock (entry)
+        {
+            var now = _time.GetUtcNow();
+            if (entry.Removed || entry.ExpiresAt <= now)
+            {
+                return ValueTask.FromResult<SessionRecord?>(null);
+            }
+
+            var elements = entry.Turns.Select(static t => t.Payload).ToArray();
+            var totals = new SessionTotals { Turns = entry.Totals.Turns, LastTurnMs = entry.Totals.LastTurnMs };
+            Copy(entry.Totals.All, totals.All);
+            foreach (var (model, perModel) in entry.Totals.ByModel)
+            {
+                Copy(perModel, totals.ByModel[model] = new TokenTotals());
+            }
+
+            return ValueTask.FromResult<SessionRecord?>(new SessionRecord(elements, entry.Summary, totals, entry.ExpiresAt - now));
+        }
+
+        static void Copy(TokenTotals from, TokenTotals to)
+        {
+            to.Input = from.Input;
+            to.Output = from.Output;
+            to.CacheRead = from.CacheRead;
+            to.CacheWrite = from.CacheWrite;
+        }
+    }
+
+    public ValueTask<bool> EraseAsync(SessionKey session, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Erase(session.Slot));
+
+    private bool Erase(string slot)
+    {
+        // The tombstone first: an append that has not taken the session's lock yet sees it.
+        var now = _time.GetUtcNow();
+        _erased[slot] = (now.ToUnixTimeMilliseconds(), now + _tombstoneTtl);
+        if (!_sessions.TryRemove(slot, out var entry))
+        {
+            return false;
+        }
+
+        lock (entry)
+        {
+            var had = !entry.Removed && entry.ExpiresAt > now && entry.Turns.Count > 0;
+            entry.Removed = true;
+            entry.Turns.Clear();
+            entry.Ids.Clear();
+            entry.Order.Clear();
+            entry.Summary = null;
+            return had;
+        }
+    }
+
+    /// <remarks>The cursor is the last session id of the previous page: the tenant's ids are listed in ordinal order.</remarks>
+    public ValueTask<SessionPage> ListAsync(string tenant, string? cursor, int limit, CancellationToken cancellationToken)
+    {
+        var prefix = tenant + ":";
+        var now = _time.GetUtcNow();
+        var page = new List<SessionEntry>();
+        var ids = _sessions.Keys
+            .Where(slot => slot.StartsWith(prefix, StringComparison.Ordinal) && (cursor is null || string.CompareOrdinal(slot, prefix.Length, cursor, 0, int.MaxValue) > 0))
+            .Order(StringComparer.Ordinal);
+        foreach (var slot in ids)
+        {
+            if (page.Count == limit)
+            {
+                return ValueTask.FromResult(new SessionPage(page, page[^1].Session));
+            }
+
+            if (_sessions.TryGetValue(slot, out var entry))
+            {
+                lock (entry)
+                {
+                    if (!entry.Removed && entry.ExpiresAt > now && entry.Turns.Count > 0)
+                    {
+                        page.Add(new SessionEntry(slot[prefix.Length..], entry.Turns.Count, entry.Totals.Turns, entry.Totals.LastTurnMs));
+                    }
+                }
+            }
+        }
+
+        return ValueTask.FromResult(new SessionPage(page, null));
+    }
+
+    public ValueTask<EraseResult> EraseTenantAsync(string tenant, CancellationToken cancellationToken)
+    {
+        var prefix = tenant + ":";
+        long erased = 0;
+        foreach (var slot in _sessions.Keys)
+        {
+            if (slot.StartsWith(prefix, StringComparison.Ordinal) && Erase(slot))
+            {
+                erased++;
+            }
+        }
+
+        return ValueTask.FromResult(new EraseResult(erased));
+    }
+
     public ValueTask<StoreStatus> CheckAsync(CancellationToken cancellationToken) =>
         ValueTask.FromResult(new StoreStatus(true, "embedded: in-process store, single replica only, history lost on restart"));
 
@@ -156,6 +286,14 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
     private void Sweep()
     {
         var now = _time.GetUtcNow();
+        foreach (var (slot, tombstone) in _erased)
+        {
+            if (tombstone.Until <= now)
+            {
+                _erased.TryRemove(new KeyValuePair<string, (long, DateTimeOffset)>(slot, tombstone));
+            }
+        }
+
         foreach (var (slot, entry) in _sessions)
         {
             lock (entry)
@@ -185,5 +323,8 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
         public int Covered { get; set; }
 
         public bool Removed { get; set; }
+
+        /// <summary>Usage of every turn written since the session began (not only of those still kept).</summary>
+        public SessionTotals Totals { get; set; } = new();
     }
 }

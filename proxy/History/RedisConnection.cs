@@ -36,6 +36,10 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
     /// <summary>Null until the first connection attempt has finished.</summary>
     public IDatabase? Database => _multiplexer?.GetDatabase();
 
+    /// <summary>The primaries (one, or each master of a cluster), in a stable order: what a keyspace scan walks.</summary>
+    public IServer[] Primaries() =>
+        _multiplexer is null ? [] : [.. _multiplexer.GetServers().Where(static s => !s.IsReplica).OrderBy(static s => s.EndPoint.ToString(), StringComparer.Ordinal)];
+
     public bool IsConnected => _multiplexer?.IsConnected == true;
 
     /// <summary>Has Redis answered at least once since start.</summary>

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Mnemo.Proxy.Admin;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
 using Mnemo.Proxy.Summary;
@@ -22,9 +23,15 @@ internal sealed class RedisHistoryStore : IHistoryStore
     private readonly TimeSpan _ttl;
     private readonly RedisValue _maxStored;
     private readonly RedisValue _hardCap;
+    private readonly RedisValue _skewMs;
+    private readonly RedisValue _tombstoneMs;
 
-    public RedisHistoryStore(RedisConnection connection, MnemoMetrics metrics, IOptions<StoreOptions> store, IOptions<SummaryOptions>? summary = null)
+    public RedisHistoryStore(
+        RedisConnection connection, MnemoMetrics metrics, IOptions<StoreOptions> store, IOptions<SummaryOptions>? summary = null, IOptions<AdminOptions>? admin = null)
     {
+        var erasure = admin?.Value ?? new AdminOptions();
+        _skewMs = (long)erasure.ClockSkew.TotalMilliseconds;
+        _tombstoneMs = (long)erasure.TombstoneTtl.TotalMilliseconds;
         // 0 tells the script the summary is off: trim to the max as always.
         _hardCap = summary?.Value is { Enabled: true } on ? Math.Max(on.HardMaxStoredTurns, store.Value.MaxStoredTurns) : 0;
         _connection = connection;
@@ -136,8 +143,13 @@ internal sealed class RedisHistoryStore : IHistoryStore
     public ValueTask<AppendResult> AppendAsync(Turn turn, CancellationToken cancellationToken)
     {
         var database = _connection.GetDatabaseOrThrow();
-        RedisKey[] keys = [RedisKeys.Turns(turn.Session), RedisKeys.Meta(turn.Session)];
-        RedisValue[] values = [turn.Id, turn.Payload, _maxStored, _ttlMs, _hardCap];
+        RedisKey[] keys = [RedisKeys.Turns(turn.Session), RedisKeys.Meta(turn.Session), RedisKeys.Erased(turn.Session)];
+        var usage = turn.Usage;
+        RedisValue[] values =
+        [
+            turn.Id, turn.Payload, _maxStored, _ttlMs, _hardCap, turn.TimestampMs,
+            usage.Input, usage.Output, usage.CacheRead, usage.CacheWrite, turn.Model ?? "",
+        ];
         _metrics.RoundTrip(RedisOp.Write);
         // By hash: SE.Redis would otherwise look the script up by its text (hashing it) on every call.
         return CompleteAsync(database, database.ScriptEvaluateAsync(s_appendHash, keys, values), keys, values, cancellationToken);
@@ -157,7 +169,265 @@ internal sealed class RedisHistoryStore : IHistoryStore
             result = await database.ScriptEvaluateAsync(RedisScripts.Append, keys, values).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        return (long)result == 1 ? AppendResult.Written : AppendResult.Duplicate;
+        return (long)result switch
+        {
+            1 => AppendResult.Written,
+            2 => AppendResult.Erased,
+            _ => AppendResult.Duplicate,
+        };
+    }
+
+    /// <remarks>One round trip: the whole list, the meta hash and the expiry, in a batch. No expiry is refreshed.</remarks>
+    public async ValueTask<SessionRecord?> ExportAsync(SessionKey session, CancellationToken cancellationToken)
+    {
+        var database = _connection.GetDatabaseOrThrow();
+        RedisKey turnsKey = RedisKeys.Turns(session), metaKey = RedisKeys.Meta(session);
+        var batch = database.CreateBatch();
+        var range = batch.ListRangeAsync(turnsKey);
+        var meta = batch.HashGetAllAsync(metaKey);
+        var ttl = batch.KeyTimeToLiveAsync(turnsKey);
+        batch.Execute();
+        var items = await range.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var fields = await meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var expiresIn = await ttl.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (items.Length == 0 && fields.Length == 0)
+        {
+            return null;
+        }
+
+        var elements = new ReadOnlyMemory<byte>[items.Length];
+        for (var i = 0; i < items.Length; i++)
+        {
+            elements[i] = (byte[]?)items[i] ?? [];
+        }
+
+        return new SessionRecord(elements, Summary(fields), Totals(fields), expiresIn);
+    }
+
+    private static StoredSummary? Summary(HashEntry[] fields)
+    {
+        byte[]? text = null;
+        string? covered = null;
+        var tokens = 0;
+        foreach (var field in fields)
+        {
+            switch ((string?)field.Name)
+            {
+                case "s":
+                    text = (byte[]?)field.Value;
+                    break;
+                case "sid":
+                    covered = (string?)field.Value;
+                    break;
+                case "st":
+                    _ = field.Value.TryParse(out tokens);
+                    break;
+            }
+        }
+
+        return text is not null && !string.IsNullOrEmpty(covered) ? new StoredSummary(text, covered, tokens) : null;
+    }
+
+    private static SessionTotals Totals(HashEntry[] fields)
+    {
+        var totals = new SessionTotals();
+        foreach (var field in fields)
+        {
+            var name = (string?)field.Name ?? "";
+            _ = field.Value.TryParse(out long value);
+            switch (name)
+            {
+                case "n":
+                    totals.Turns = value;
+                    continue;
+                case "t":
+                    totals.LastTurnMs = value;
+                    continue;
+                case "ui":
+                    totals.All.Input = value;
+                    continue;
+                case "uo":
+                    totals.All.Output = value;
+                    continue;
+                case "ucr":
+                    totals.All.CacheRead = value;
+                    continue;
+                case "ucw":
+                    totals.All.CacheWrite = value;
+                    continue;
+            }
+
+            if (name.Length > 3 && name[0] == 'm' && name[2] == ':' && name[1] is 'i' or 'o' or 'r' or 'w')
+            {
+                var model = name[3..];
+                if (!totals.ByModel.TryGetValue(model, out var perModel))
+                {
+                    totals.ByModel[model] = perModel = new TokenTotals();
+                }
+
+                switch (name[1])
+                {
+                    case 'i':
+                        perModel.Input = value;
+                        break;
+                    case 'o':
+                        perModel.Output = value;
+                        break;
+                    case 'r':
+                        perModel.CacheRead = value;
+                        break;
+                    default:
+                        perModel.CacheWrite = value;
+                        break;
+                }
+            }
+        }
+
+        return totals;
+    }
+
+    public async ValueTask<bool> EraseAsync(SessionKey session, CancellationToken cancellationToken)
+    {
+        var database = _connection.GetDatabaseOrThrow();
+        var deleted = await EraseCall(database, session).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return (long)deleted > 0;
+    }
+
+    // By its text: SE.Redis sends EVALSHA once it has loaded the script on a server, and loads it again after NOSCRIPT.
+    private Task<RedisResult> EraseCall(IDatabaseAsync database, SessionKey session) =>
+        database.ScriptEvaluateAsync(
+            RedisScripts.Erase, [RedisKeys.Turns(session), RedisKeys.Meta(session), RedisKeys.Erased(session)], [_skewMs, _tombstoneMs]);
+
+    /// <remarks>
+    /// A cursor is <c>&lt;primary&gt;-&lt;SCAN cursor&gt;</c>: the primaries are walked one after the other (each master of a
+    /// cluster), each with its own SCAN. A page is filled from whole SCAN replies, so it can hold a little more than
+    /// <paramref name="limit"/>; the counts and times of its sessions come in one more round trip per primary reply.
+    /// </remarks>
+    public async ValueTask<SessionPage> ListAsync(string tenant, string? cursor, int limit, CancellationToken cancellationToken)
+    {
+        var database = _connection.GetDatabaseOrThrow();
+        var primaries = _connection.Primaries();
+        if (!TryParseCursor(cursor, primaries.Length, out var server, out var position))
+        {
+            throw new FormatException("The cursor is not one this API returned.");
+        }
+
+        var pattern = RedisKeys.TenantPattern(tenant) + "}:meta";
+        var found = new List<string>();
+        while (server < primaries.Length && found.Count < limit)
+        {
+            (position, var keys) = await ScanAsync(primaries[server], position, pattern, Math.Max(limit, 100), cancellationToken).ConfigureAwait(false);
+            foreach (var key in keys)
+            {
+                if (RedisKeys.TryParse(key, tenant, out var session, out var kind) && kind == "meta")
+                {
+                    found.Add(session);
+                }
+            }
+
+            if (position == 0)
+            {
+                server++;
+            }
+        }
+
+        var batch = database.CreateBatch();
+        var reads = new (Task<long> Length, Task<RedisValue[]> Meta)[found.Count];
+        for (var i = 0; i < found.Count; i++)
+        {
+            var key = new SessionKey(tenant, found[i]);
+            reads[i] = (batch.ListLengthAsync(RedisKeys.Turns(key)), batch.HashGetAsync(RedisKeys.Meta(key), s_listFields));
+        }
+
+        batch.Execute();
+        var sessions = new List<SessionEntry>(found.Count);
+        for (var i = 0; i < found.Count; i++)
+        {
+            var length = await reads[i].Length.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var meta = await reads[i].Meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+            _ = meta[0].TryParse(out long written);
+            _ = meta[1].TryParse(out long last);
+            if (length > 0 || !meta[0].IsNull)
+            {
+                sessions.Add(new SessionEntry(found[i], length, written, last));
+            }
+        }
+
+        return new SessionPage(sessions, server < primaries.Length ? FormattableString.Invariant($"{server}-{position}") : null);
+    }
+
+    private static readonly RedisValue[] s_listFields = ["n", "t"];
+
+    private static bool TryParseCursor(string? cursor, int primaries, out int server, out long position)
+    {
+        server = 0;
+        position = 0;
+        if (string.IsNullOrEmpty(cursor))
+        {
+            return true;
+        }
+
+        var dash = cursor.IndexOf('-', StringComparison.Ordinal);
+        return dash > 0
+            && int.TryParse(cursor.AsSpan(0, dash), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out server)
+            && long.TryParse(cursor.AsSpan(dash + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out position)
+            && server < primaries;
+    }
+
+    private static async Task<(long Cursor, string[] Keys)> ScanAsync(IServer server, long cursor, string pattern, int count, CancellationToken cancellationToken)
+    {
+        var reply = await server.ExecuteAsync("SCAN", [cursor, "MATCH", pattern, "COUNT", count]).WaitAsync(cancellationToken).ConfigureAwait(false);
+        var parts = (RedisResult[])reply!;
+        var keys = (string[])parts[1]!;
+        return ((long)parts[0], keys);
+    }
+
+    /// <remarks>
+    /// Each primary's keyspace is scanned for the tenant's keys, and the sessions of each SCAN reply are erased by one
+    /// pipelined batch of erase scripts (each leaves its tombstone, as a single erase does), awaited before the next
+    /// reply is asked for: a few round trips per thousand sessions.
+    /// </remarks>
+    public async ValueTask<EraseResult> EraseTenantAsync(string tenant, CancellationToken cancellationToken)
+    {
+        var database = _connection.GetDatabaseOrThrow();
+        var pattern = RedisKeys.TenantPattern(tenant) + "}:*";
+        long erased = 0;
+        var sessions = new HashSet<string>(StringComparer.Ordinal);
+        var calls = new List<Task<RedisResult>>();
+        foreach (var primary in _connection.Primaries())
+        {
+            long position = 0;
+            do
+            {
+                (position, var keys) = await ScanAsync(primary, position, pattern, 1000, cancellationToken).ConfigureAwait(false);
+                sessions.Clear();
+                foreach (var key in keys)
+                {
+                    // A tombstone alone is a session already erased: nothing to erase again.
+                    if (RedisKeys.TryParse(key, tenant, out var session, out var kind) && kind is "turns" or "meta")
+                    {
+                        sessions.Add(session);
+                    }
+                }
+
+                calls.Clear();
+                foreach (var session in sessions)
+                {
+                    calls.Add(EraseCall(database, new SessionKey(tenant, session)));
+                }
+
+                foreach (var call in calls)
+                {
+                    if ((long)await call.WaitAsync(cancellationToken).ConfigureAwait(false) > 0)
+                    {
+                        erased++;
+                    }
+                }
+            }
+            while (position != 0);
+        }
+
+        return new EraseResult(erased);
     }
 
     public ValueTask<StoreStatus> CheckAsync(CancellationToken cancellationToken)

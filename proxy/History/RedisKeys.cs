@@ -14,4 +14,27 @@ internal static class RedisKeys
     public static RedisKey Turns(SessionKey session) => string.Concat(Prefix + "{", session.Slot, "}:turns");
 
     public static RedisKey Meta(SessionKey session) => string.Concat(Prefix + "{", session.Slot, "}:meta");
+
+    /// <summary>The tombstone an erasure leaves: a time, no content (see <see cref="RedisScripts.Erase"/>).</summary>
+    public static RedisKey Erased(SessionKey session) => string.Concat(Prefix + "{", session.Slot, "}:erased");
+
+    /// <summary>SCAN pattern of every key of a tenant's sessions (the tenant's characters are never glob syntax).</summary>
+    public static string TenantPattern(string tenant) => string.Concat(Prefix + "{", tenant, ":*");
+
+    /// <summary>The session id and the kind (<c>turns</c>, <c>meta</c>, <c>erased</c>) of a tenant's key, or false.</summary>
+    public static bool TryParse(string key, string tenant, out string session, out string kind)
+    {
+        session = kind = "";
+        var head = Prefix.Length + 1 + tenant.Length + 1;
+        var close = key.LastIndexOf("}:", StringComparison.Ordinal);
+        if (close < head || !key.StartsWith(Prefix + "{", StringComparison.Ordinal)
+            || string.CompareOrdinal(key, Prefix.Length + 1, tenant, 0, tenant.Length) != 0 || key[head - 1] != ':')
+        {
+            return false;
+        }
+
+        session = key[head..close];
+        kind = key[(close + 2)..];
+        return session.Length > 0;
+    }
 }

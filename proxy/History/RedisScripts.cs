@@ -4,19 +4,29 @@ namespace Mnemo.Proxy.History;
 internal static class RedisScripts
 {
     /// <summary>
-    /// KEYS: turns, meta. ARGV: turn id, element, max stored turns, ttl-ms, hard cap (0: the summary is off).
-    /// Returns 1 when appended, 0 when the id is already stored (a retried write). Dedupe is exact over the stored
-    /// window at constant cost: meta <c>i:&lt;id&gt;</c> marks a stored turn, and the mark of a turn trimmed off the list goes
-    /// with it (its id is read from the popped element, which <see cref="TurnCodec"/> starts with <c>{"id":"…"</c>).
+    /// KEYS: turns, meta, erased. ARGV: turn id, element, max stored turns, ttl-ms, hard cap (0: the summary is off),
+    /// the turn's answer time (Unix ms), its input, output, cache-read and cache-write tokens (-1: not reported), its
+    /// model ('' when none).
+    /// Returns 1 when appended, 0 when the id is already stored (a retried write), 2 when the session was erased after
+    /// the turn was answered (the tombstone <c>erased</c>, see <see cref="Erase"/>: a turn queued on any replica before an
+    /// erasure never brings the session back).
+    /// Dedupe is exact over the stored window at constant cost: meta <c>i:&lt;id&gt;</c> marks a stored turn, and the mark
+    /// of a turn trimmed off the list goes with it (its id is read from the popped element, which <see cref="TurnCodec"/>
+    /// starts with <c>{"id":"…"</c>).
     /// With the summary on (a hard cap given), a turn is trimmed past the max only once the summary covers it: meta
     /// <c>c</c> counts the oldest turns of the list the summary covers (set by <see cref="WriteSummary"/>, one less per
     /// turn trimmed); only past the hard cap does an unsummarised turn go.
+    /// The session's usage totals are added in the same call: meta <c>ui</c>, <c>uo</c>, <c>ucr</c>, <c>ucw</c> overall and
+    /// <c>mi:</c>, <c>mo:</c>, <c>mr:</c>, <c>mw:</c> + model per model; <c>n</c> counts the turns written, <c>t</c> is the
+    /// newest one's answer time.
     /// </summary>
     /// <remarks>
     /// HSETNX is the first command that can be refused for lack of memory; Redis 7 fixes the out-of-memory state when a
     /// script starts, so either it is refused and nothing is written, or every write of the script goes through.
     /// </remarks>
     public const string Append = """
+        local erased = redis.call('GET', KEYS[3])
+        if erased and tonumber(ARGV[6]) <= tonumber(erased) then return 2 end
         if redis.call('HSETNX', KEYS[2], 'i:' .. ARGV[1], 1) == 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[4])
           redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -34,11 +44,35 @@ internal static class RedisScripts
           if covered > 0 then covered = covered - 1 end
         end
         if covered ~= before then redis.call('HSET', KEYS[2], 'c', covered) end
-        redis.call('HSET', KEYS[2], 'v', ARGV[1])
+        redis.call('HSET', KEYS[2], 'v', ARGV[1], 't', ARGV[6])
         redis.call('HINCRBY', KEYS[2], 'n', 1)
+        local all = {'ui', 'uo', 'ucr', 'ucw'}
+        local per = {'mi:', 'mo:', 'mr:', 'mw:'}
+        for k = 1, 4 do
+          local tokens = tonumber(ARGV[6 + k])
+          if tokens > 0 then
+            redis.call('HINCRBY', KEYS[2], all[k], tokens)
+            if ARGV[11] ~= '' then redis.call('HINCRBY', KEYS[2], per[k] .. ARGV[11], tokens) end
+          end
+        end
         redis.call('PEXPIRE', KEYS[1], ARGV[4])
         redis.call('PEXPIRE', KEYS[2], ARGV[4])
         return 1
+        """;
+
+    /// <summary>
+    /// KEYS: turns, meta, erased. ARGV: clock-skew allowance (ms), tombstone ttl (ms). Deletes the session's keys and
+    /// leaves the tombstone <c>erased</c>: the erasure's time on Redis's clock plus the allowance for replicas' clocks, for
+    /// the tombstone's ttl. <see cref="Append"/> refuses every turn answered up to then. Returns how many keys were deleted.
+    /// </summary>
+    public const string Erase = """
+        local now = redis.call('TIME')
+        local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[1])
+        local deleted = redis.call('DEL', KEYS[1], KEYS[2])
+        local previous = tonumber(redis.call('GET', KEYS[3]) or '0')
+        if previous > at then at = previous end
+        redis.call('SET', KEYS[3], at, 'PX', ARGV[2])
+        return deleted
         """;
 
     /// <summary>

@@ -13,13 +13,15 @@ internal sealed class Turn
 {
     private volatile Element _element;
 
-    public Turn(SessionKey session, string id, byte[] payload, StoredTurn view, string? model = null)
+    public Turn(SessionKey session, string id, byte[] payload, StoredTurn view, string? model = null, long timestampMs = 0, TokenUsage usage = default)
     {
         Session = session;
         Id = id;
         _element = new Element(payload, view);
         Size = payload.Length;
         Model = model;
+        TimestampMs = timestampMs;
+        Usage = usage == default ? TokenUsage.Unknown : usage;
     }
 
     public SessionKey Session { get; }
@@ -46,6 +48,20 @@ internal sealed class Turn
 
     /// <summary>Where the newest stored turn this one follows ended (its position plus its tokens); -1 unknown.</summary>
     public long PreviousEnd { get; set; } = -1;
+
+    /// <summary>
+    /// When the answer was captured (Unix ms, this replica's clock; the element's <c>ts</c>): an erasure refuses the
+    /// turns answered before it (see <see cref="RedisScripts.Append"/>).
+    /// </summary>
+    public long TimestampMs { get; }
+
+    /// <summary>The upstream's usage for this answer (also in the element); the write adds it to the session's totals.</summary>
+    public TokenUsage Usage { get; }
+
+    /// <summary>Set when an administrator erases the session: the writer lets the turn go instead of writing it.</summary>
+    public bool Erased { get => _erased; set => _erased = value; }
+
+    private volatile bool _erased;
 
     public bool IsCounted => View.Position >= 0;
 

@@ -10,6 +10,9 @@ internal static class MnemoDefaults
         ["Logging:LogLevel:Default"] = "Information",
         // Request logging at Information would write URLs (query strings can carry keys) for every request.
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        // Held there even when Microsoft.AspNetCore is turned up to debug something: its request lines carry the URL,
+        // and admin URLs name a session (/admin/v1/tenants/{tenant}/sessions/{session}).
+        ["Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics"] = "Warning",
         ["Logging:LogLevel:Yarp"] = "Warning",
         ["Logging:LogLevel:Polly"] = "Warning",
         // YARP brings in data protection, whose key ring warns at every start that its keys are ephemeral; Mnemo

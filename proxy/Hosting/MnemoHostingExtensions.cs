@@ -3,6 +3,7 @@ using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Mnemo.Proxy.Admin;
 using Mnemo.Proxy.Context;
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.Forwarding;
@@ -57,6 +58,11 @@ public static class MnemoHostingExtensions
         AddOptions<StoreOptions>(services, StoreOptions.SectionName);
         AddOptions<RedisResilienceOptions>(services, RedisResilienceOptions.SectionName);
         AddOptions<WriteBackOptions>(services, WriteBackOptions.SectionName);
+        services.AddOptions<AdminOptions>().BindConfiguration(AdminOptions.SectionName).ValidateOnStart();
+        services.AddOptions<PricingOptions>().BindConfiguration(PricingOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<AdminOptions>, AdminOptionsValidator>();
+        services.AddSingleton<IValidateOptions<PricingOptions>, AdminOptionsValidator>();
+        services.AddSingleton<AdminApi>();
         services.AddOptions<HostOptions>().Configure<IOptions<HostingOptions>>((host, mnemo) => host.ShutdownTimeout = mnemo.Value.ShutdownTimeout);
 
         services.AddSingleton<MnemoMetrics>();
@@ -102,6 +108,8 @@ public static class MnemoHostingExtensions
         {
             management.UseMetricServer(settings => settings.Registry = metrics.Registry, "/metrics");
             management.UseMnemoHealth();
+            var admin = management.ApplicationServices.GetRequiredService<AdminApi>();
+            management.Use(next => context => AdminApi.IsAdminPath(context) ? admin.HandleAsync(context) : next(context));
             management.Run(static context =>
             {
                 context.Response.StatusCode = StatusCodes.Status404NotFound;

@@ -16,7 +16,7 @@ internal sealed class MnemoMetrics
 
     private static readonly string[] s_memory = ["hit", "empty", "off", "degraded"];
     private static readonly string[] s_outcomes = ["completed", "client_aborted", "upstream_error", "rejected"];
-    private static readonly string[] s_writeBack = ["written", "duplicate", "retried", "dropped"];
+    private static readonly string[] s_writeBack = ["written", "duplicate", "retried", "dropped", "erased"];
     private static readonly string[] s_notStored = ["too_large", "no_input", "invalid"];
     private static readonly string[] s_ops = ["read", "write"];
     private static readonly string[] s_dropKinds = ["thinking", "reasoning", "image", "other"];
@@ -198,6 +198,9 @@ internal enum WriteBackOutcome
     Duplicate,
     Retried,
     Dropped,
+
+    /// <summary>Not written: an administrator erased its session after it was answered.</summary>
+    Erased,
 }
 
 /// <summary>Why an answered exchange's turn was not stored: the <c>reason</c> label.</summary>

@@ -26,4 +26,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 507, Level = LogLevel.Warning, Message = "A turn could not be counted in tokens ({ExceptionType}); it is stored with its estimate.")]
     public static partial void TurnNotCounted(ILogger logger, string exceptionType);
+
+    [LoggerMessage(EventId = 508, Level = LogLevel.Error, Message = "A turn waited longer than an erasure's tombstone lasts (Mnemo:Admin:TombstoneTtl) and was dropped: written now, it could bring back a session erased meanwhile.")]
+    public static partial void TurnTooOld(ILogger logger);
 }

@@ -19,6 +19,31 @@ internal sealed class PendingTurns
     public void Add(Turn turn) =>
         _bySession.AddOrUpdate(turn.Session.Slot, static (_, t) => [t], static (_, existing, t) => [.. existing, t], turn);
 
+    /// <summary>
+    /// Marks every held turn of the sessions <paramref name="match"/> accepts (by slot) as erased and stops showing them
+    /// to reads; the writer lets them go when it reaches them. Returns how many there were.
+    /// </summary>
+    public int Erase(Func<string, bool> match)
+    {
+        var count = 0;
+        foreach (var (slot, turns) in _bySession)
+        {
+            if (!match(slot))
+            {
+                continue;
+            }
+
+            foreach (var turn in turns)
+            {
+                turn.Erased = true;
+                Remove(turn);
+                count++;
+            }
+        }
+
+        return count;
+    }
+
     public void Remove(Turn turn)
     {
         var slot = turn.Session.Slot;

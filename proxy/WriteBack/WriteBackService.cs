@@ -38,6 +38,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     private readonly ILogger<WriteBackService> _logger;
     private readonly TokenCounter _tokens;
     private readonly int _maxConcurrent;
+    private readonly TimeSpan _maxAge;
     private readonly CancellationTokenSource _abort = new();
 
     // The writer's state: touched by its loop only.
@@ -56,8 +57,11 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         IOptions<RedisResilienceOptions> redis,
         ILogger<WriteBackService> logger,
         TokenCounter tokens,
+        IOptions<Admin.AdminOptions> admin,
         RedisConnection? connection = null)
     {
+        // With erasure possible, a turn older than the tombstones must not be written: it could outlive its session's.
+        _maxAge = admin.Value.Enabled ? admin.Value.TombstoneTtl - admin.Value.ClockSkew : TimeSpan.MaxValue;
         _tokens = tokens;
         _queue = queue;
         _store = store;
@@ -105,6 +109,13 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
             return false;
         }
     }
+
+    /// <summary>
+    /// An administrator erased the sessions <paramref name="match"/> accepts (by slot): their turns held on this replica
+    /// are no longer read and never written (one being written now is refused by the erasure's tombstone). Returns how
+    /// many turns were let go.
+    /// </summary>
+    public int Erase(Func<string, bool> match) => _queue.Pending.Erase(match);
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -182,7 +193,10 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
                 round.Clear();
                 while (round.Count < _maxConcurrent && _ready.TryDequeue(out var line))
                 {
-                    round.Add(line);
+                    if (!LetGoErased(line))
+                    {
+                        round.Add(line);
+                    }
                 }
 
                 if (round.Count > 0)
@@ -361,6 +375,38 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         }
     }
 
+    /// <summary>
+    /// Lets go of the line's leading turns that were erased, or are older than an erasure's tombstone lasts; true when
+    /// none is left to write (the line is closed or waits for more).
+    /// </summary>
+    private bool LetGoErased(SessionLine line)
+    {
+        while (line.Turns.TryPeek(out var turn))
+        {
+            if (turn.Erased)
+            {
+                _metrics.WriteBack(WriteBackOutcome.Erased);
+            }
+            else if (_maxAge != TimeSpan.MaxValue && _time.GetUtcNow().ToUnixTimeMilliseconds() - turn.TimestampMs > _maxAge.TotalMilliseconds)
+            {
+                _metrics.WriteBack(WriteBackOutcome.Dropped);
+                Log.TurnTooOld(_logger);
+            }
+            else
+            {
+                return false;
+            }
+
+            line.Turns.Dequeue();
+            line.Failures = 0;
+            line.Retries = 0;
+            Forget(turn);
+        }
+
+        Next(line);
+        return true;
+    }
+
     private void Done(SessionLine line, Turn turn)
     {
         line.Turns.Dequeue();
@@ -467,7 +513,12 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 
     private void Written(Turn turn, AppendResult result, long started)
     {
-        _metrics.WriteBack(result == AppendResult.Written ? WriteBackOutcome.Written : WriteBackOutcome.Duplicate);
+        _metrics.WriteBack(result switch
+        {
+            AppendResult.Written => WriteBackOutcome.Written,
+            AppendResult.Erased => WriteBackOutcome.Erased,
+            _ => WriteBackOutcome.Duplicate,
+        });
         _metrics.Stage(Stage.WriteBack, turn.Dialect, Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
