@@ -143,7 +143,7 @@ internal sealed class RedisHistoryStore : IHistoryStore
     public ValueTask<AppendResult> AppendAsync(Turn turn, CancellationToken cancellationToken)
     {
         var database = _connection.GetDatabaseOrThrow();
-        RedisKey[] keys = [RedisKeys.Turns(turn.Session), RedisKeys.Meta(turn.Session), RedisKeys.Erased(turn.Session)];
+        RedisKey[] keys = [RedisKeys.Turns(turn.Session), RedisKeys.Meta(turn.Session)];
         var usage = turn.Usage;
         RedisValue[] values =
         [
@@ -190,7 +190,8 @@ internal sealed class RedisHistoryStore : IHistoryStore
         var items = await range.WaitAsync(cancellationToken).ConfigureAwait(false);
         var fields = await meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         var expiresIn = await ttl.WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (items.Length == 0 && fields.Length == 0)
+        // A meta without a turn count is an erased session's tombstone (or nothing).
+        if (items.Length == 0 && !fields.Any(static f => f.Name == "n"))
         {
             return null;
         }
@@ -296,7 +297,7 @@ internal sealed class RedisHistoryStore : IHistoryStore
     // By its text: SE.Redis sends EVALSHA once it has loaded the script on a server, and loads it again after NOSCRIPT.
     private Task<RedisResult> EraseCall(IDatabaseAsync database, SessionKey session) =>
         database.ScriptEvaluateAsync(
-            RedisScripts.Erase, [RedisKeys.Turns(session), RedisKeys.Meta(session), RedisKeys.Erased(session)], [_skewMs, _tombstoneMs]);
+            RedisScripts.Erase, [RedisKeys.Turns(session), RedisKeys.Meta(session)], [_skewMs, _tombstoneMs]);
 
     /// <remarks>
     /// A cursor is <c>&lt;primary&gt;-&lt;SCAN cursor&gt;</c>: the primaries are walked one after the other (each master of a
@@ -403,7 +404,7 @@ internal sealed class RedisHistoryStore : IHistoryStore
                 sessions.Clear();
                 foreach (var key in keys)
                 {
-                    // A tombstone alone is a session already erased: nothing to erase again.
+                    // An erased session's tombstone is erased again (its time only moves forward); it is not counted.
                     if (RedisKeys.TryParse(key, tenant, out var session, out var kind) && kind is "turns" or "meta")
                     {
                         sessions.Add(session);

@@ -15,13 +15,10 @@ internal static class RedisKeys
 
     public static RedisKey Meta(SessionKey session) => string.Concat(Prefix + "{", session.Slot, "}:meta");
 
-    /// <summary>The tombstone an erasure leaves: a time, no content (see <see cref="RedisScripts.Erase"/>).</summary>
-    public static RedisKey Erased(SessionKey session) => string.Concat(Prefix + "{", session.Slot, "}:erased");
-
     /// <summary>SCAN pattern of every key of a tenant's sessions (the tenant's characters are never glob syntax).</summary>
     public static string TenantPattern(string tenant) => string.Concat(Prefix + "{", tenant, ":*");
 
-    /// <summary>The session id and the kind (<c>turns</c>, <c>meta</c>, <c>erased</c>) of a tenant's key, or false.</summary>
+    /// <summary>The session id and the kind (<c>turns</c>, <c>meta</c>) of a tenant's key, or false.</summary>
     public static bool TryParse(string key, string tenant, out string session, out string kind)
     {
         session = kind = "";

@@ -4,12 +4,12 @@ namespace Mnemo.Proxy.History;
 internal static class RedisScripts
 {
     /// <summary>
-    /// KEYS: turns, meta, erased. ARGV: turn id, element, max stored turns, ttl-ms, hard cap (0: the summary is off),
+    /// KEYS: turns, meta. ARGV: turn id, element, max stored turns, ttl-ms, hard cap (0: the summary is off),
     /// the turn's answer time (Unix ms), its input, output, cache-read and cache-write tokens (-1: not reported), its
     /// model ('' when none).
     /// Returns 1 when appended, 0 when the id is already stored (a retried write), 2 when the session was erased after
-    /// the turn was answered (the tombstone <c>erased</c>, see <see cref="Erase"/>: a turn queued on any replica before an
-    /// erasure never brings the session back).
+    /// the turn was answered (meta <c>e</c>, the tombstone <see cref="Erase"/> leaves: a turn queued on any replica before
+    /// an erasure never brings the session back).
     /// Dedupe is exact over the stored window at constant cost: meta <c>i:&lt;id&gt;</c> marks a stored turn, and the mark
     /// of a turn trimmed off the list goes with it (its id is read from the popped element, which <see cref="TurnCodec"/>
     /// starts with <c>{"id":"…"</c>).
@@ -25,7 +25,7 @@ internal static class RedisScripts
     /// script starts, so either it is refused and nothing is written, or every write of the script goes through.
     /// </remarks>
     public const string Append = """
-        local erased = redis.call('GET', KEYS[3])
+        local erased = redis.call('HGET', KEYS[2], 'e')
         if erased and tonumber(ARGV[6]) <= tonumber(erased) then return 2 end
         if redis.call('HSETNX', KEYS[2], 'i:' .. ARGV[1], 1) == 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -61,18 +61,26 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// KEYS: turns, meta, erased. ARGV: clock-skew allowance (ms), tombstone ttl (ms). Deletes the session's keys and
-    /// leaves the tombstone <c>erased</c>: the erasure's time on Redis's clock plus the allowance for replicas' clocks, for
-    /// the tombstone's ttl. <see cref="Append"/> refuses every turn answered up to then. Returns how many keys were deleted.
+    /// KEYS: turns, meta. ARGV: clock-skew allowance (ms), tombstone ttl (ms). Deletes the session's turns and meta and
+    /// leaves a tombstone in their place: a meta holding only <c>e</c>, the erasure's time on Redis's clock plus the
+    /// allowance for replicas' clocks, for the tombstone's ttl (longer when the session starts again: a new turn keeps it).
+    /// <see cref="Append"/> refuses every turn answered up to then. Returns 1 when the session had turns or meta, else 0.
     /// </summary>
+    /// <remarks>
+    /// In the meta hash rather than a key of its own: every key a script names must be on the node that runs it, and a
+    /// third key, absent nearly always, would make each append during a cluster slot migration a TRYAGAIN.
+    /// </remarks>
     public const string Erase = """
         local now = redis.call('TIME')
         local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[1])
-        local deleted = redis.call('DEL', KEYS[1], KEYS[2])
-        local previous = tonumber(redis.call('GET', KEYS[3]) or '0')
+        local had = redis.call('EXISTS', KEYS[1]) + redis.call('HEXISTS', KEYS[2], 'n')
+        local previous = tonumber(redis.call('HGET', KEYS[2], 'e') or '0')
         if previous > at then at = previous end
-        redis.call('SET', KEYS[3], at, 'PX', ARGV[2])
-        return deleted
+        redis.call('DEL', KEYS[1], KEYS[2])
+        redis.call('HSET', KEYS[2], 'e', at)
+        redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        if had > 0 then return 1 end
+        return 0
         """;
 
     /// <summary>
