@@ -302,7 +302,8 @@ internal sealed class RedisHistoryStore : IHistoryStore
     /// <remarks>
     /// A cursor is <c>&lt;primary&gt;-&lt;SCAN cursor&gt;</c>: the primaries are walked one after the other (each master of a
     /// cluster), each with its own SCAN. A page is filled from whole SCAN replies, so it can hold a little more than
-    /// <paramref name="limit"/>; the counts and times of its sessions come in one more round trip per primary reply.
+    /// <paramref name="limit"/>, or fewer (even none) when the scan's time budget ran out first; the counts and times of
+    /// its sessions come in one more round trip.
     /// </remarks>
     public async ValueTask<SessionPage> ListAsync(string tenant, string? cursor, int limit, CancellationToken cancellationToken)
     {
@@ -315,7 +316,10 @@ internal sealed class RedisHistoryStore : IHistoryStore
 
         var pattern = RedisKeys.TenantPattern(tenant) + "}:meta";
         var found = new List<string>();
-        while (server < primaries.Length && found.Count < limit)
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        // A page ends when it is full, or after half a second of scanning: in a large keyspace a small tenant's keys are
+        // far apart, and a short page with a cursor is better than a request that scans the whole keyspace at once.
+        while (server < primaries.Length && found.Count < limit && System.Diagnostics.Stopwatch.GetElapsedTime(started) < s_pageScanBudget)
         {
             (position, var keys) = await ScanAsync(primaries[server], position, pattern, Math.Max(limit, 100), cancellationToken).ConfigureAwait(false);
             foreach (var key in keys)
@@ -358,6 +362,8 @@ internal sealed class RedisHistoryStore : IHistoryStore
     }
 
     private static readonly RedisValue[] s_listFields = ["n", "t"];
+
+    private static readonly TimeSpan s_pageScanBudget = TimeSpan.FromMilliseconds(500);
 
     private static bool TryParseCursor(string? cursor, int primaries, out int server, out long position)
     {

@@ -69,7 +69,7 @@ internal sealed class MnemoMetrics
             "Bytes of the turns waiting to be written to the store.");
         var writeBack = factory.CreateCounter(
             "mnemo_writeback_total",
-            "Write-back attempts by outcome: written, duplicate (a retried write already stored), retried, dropped.",
+            "Write-back attempts by outcome: written, duplicate (a retried write already stored), retried, dropped, erased (its session was erased after it was answered).",
             new CounterConfiguration { LabelNames = ["outcome"] });
         var roundTrips = factory.CreateCounter(
             "mnemo_redis_round_trips_total",
