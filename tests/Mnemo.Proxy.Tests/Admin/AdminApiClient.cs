@@ -32,7 +32,7 @@ internal static class AdminApiClient
     }
 
     /// <summary>An admin call: status, the JSON body (default when it is not JSON) and the response for its headers.</summary>
-    public static async Task<AdminReply> SendAsync(
+    public static async Task<AdminReply> CallAsync(
         HttpClient client, HttpMethod method, string path, string? token = Token, Action<HttpRequestMessage>? configure = null)
     {
         using var request = new HttpRequestMessage(method, path);
@@ -57,10 +57,10 @@ internal static class AdminApiClient
     }
 
     public static Task<AdminReply> GetAsync(ProxyHost proxy, string path, string? token = Token, Action<HttpRequestMessage>? configure = null) =>
-        SendAsync(proxy.Management, HttpMethod.Get, path, token, configure);
+        CallAsync(proxy.Management, HttpMethod.Get, path, token, configure);
 
     public static Task<AdminReply> DeleteAsync(ProxyHost proxy, string path, string? token = Token) =>
-        SendAsync(proxy.Management, HttpMethod.Delete, path, token);
+        CallAsync(proxy.Management, HttpMethod.Delete, path, token);
 
     public static string SessionPath(string tenant, string session) =>
         $"/admin/v1/tenants/{Uri.EscapeDataString(tenant)}/sessions/{Uri.EscapeDataString(session)}";
