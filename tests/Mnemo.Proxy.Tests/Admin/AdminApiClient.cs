@@ -87,11 +87,14 @@ internal static class AdminApiClient
     }
 
     /// <summary>Sends a client turn through the proxy port and reads the whole answer; the turn is queued once this returns.</summary>
-    public static async Task SendTurnAsync(ProxyHost proxy, HttpRequestMessage request)
+    public static Task SendTurnAsync(ProxyHost proxy, HttpRequestMessage request) => SendTurnAsync(proxy.Client, request);
+
+    /// <inheritdoc cref="SendTurnAsync(ProxyHost, HttpRequestMessage)"/>
+    public static async Task SendTurnAsync(HttpClient client, HttpRequestMessage request)
     {
         using (request)
         {
-            using var response = await proxy.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             var body = await response.Content.ReadAsStringAsync();
             Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), body);
         }
