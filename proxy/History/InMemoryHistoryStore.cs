@@ -235,6 +235,12 @@ internal sealed class InMemoryHistoryStore : IHistoryStore, IDisposable
     /// <remarks>The cursor is the last session id of the previous page: the tenant's ids are listed in ordinal order.</remarks>
     public ValueTask<SessionPage> ListAsync(string tenant, string? cursor, int limit, CancellationToken cancellationToken)
     {
+        // A cursor is the last session id of a page: anything else was not returned by this store (the interface's contract).
+        if (cursor is not null && !SessionIds.IsValidSessionId(cursor))
+        {
+            throw new FormatException("The cursor is not one this API returned.");
+        }
+
         var prefix = tenant + ":";
         var now = _time.GetUtcNow();
         var page = new List<SessionEntry>();
