@@ -101,36 +101,7 @@ internal static class AdminApiClient
     }
 
     /// <summary>Every string inside a JSON value, concatenated: where a test looks for the text it sent or the answer's.</summary>
-    public static string Strings(JsonElement value)
-    {
-        var text = new StringBuilder();
-        Collect(value);
-        return text.ToString();
-
-        void Collect(JsonElement element)
-        {
-            switch (element.ValueKind)
-            {
-                case JsonValueKind.String:
-                    text.Append(element.GetString()).Append('\n');
-                    break;
-                case JsonValueKind.Array:
-                    foreach (var item in element.EnumerateArray())
-                    {
-                        Collect(item);
-                    }
-
-                    break;
-                case JsonValueKind.Object:
-                    foreach (var property in element.EnumerateObject())
-                    {
-                        Collect(property.Value);
-                    }
-
-                    break;
-            }
-        }
-    }
+    public static string Strings(JsonElement value) => JsonText.Strings(value);
 
     public static string IsoTime(long unixMs) =>
         DateTimeOffset.FromUnixTimeMilliseconds(unixMs).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);

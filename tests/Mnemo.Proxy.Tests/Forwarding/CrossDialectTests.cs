@@ -139,37 +139,7 @@ public sealed class CrossDialectTests : FunctionalTest
     private static string Kind(JsonElement item) =>
         item.TryGetProperty("role", out var role) ? role.GetString()! : item.GetProperty("type").GetString()!;
 
-    /// <summary>Every string value of a JSON value, decoded, in document order.</summary>
-    private static string Strings(JsonElement element)
-    {
-        var all = new System.Text.StringBuilder();
-        void Walk(JsonElement e)
-        {
-            switch (e.ValueKind)
-            {
-                case JsonValueKind.String:
-                    all.Append(e.GetString()).Append('\n');
-                    break;
-                case JsonValueKind.Array:
-                    foreach (var item in e.EnumerateArray())
-                    {
-                        Walk(item);
-                    }
-
-                    break;
-                case JsonValueKind.Object:
-                    foreach (var property in e.EnumerateObject())
-                    {
-                        Walk(property.Value);
-                    }
-
-                    break;
-            }
-        }
-
-        Walk(element);
-        return all.ToString();
-    }
+    private static string Strings(JsonElement element) => JsonText.Strings(element);
 
     private static void AssertCarries(JsonElement body, params string[] texts)
     {
