@@ -48,6 +48,24 @@ for trx in "$results"/*.trx; do
   skipped=$((skipped + ${total:-0} - ${p:-0} - ${f:-0} - ${e:-0} - ${t:-0} - ${a:-0}))
 done
 
+# The failures again, last, so the tail of a long log names them: the test and the first lines of its message.
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  awk '
+    /<UnitTestResult / && / outcome="(Failed|Error|Timeout|Aborted)"/ {
+      name = $0; sub(/.* testName="/, "", name); sub(/".*/, "", name)
+      print "FAILED: " name; failed = 1; lines = 0; next
+    }
+    /<UnitTestResult / { failed = 0 }
+    failed && /<Message>/ { inmsg = 1; sub(/.*<Message>/, "") }
+    failed && inmsg {
+      line = $0; done = sub(/<\/Message>.*/, "", line)
+      if (lines < 6) print "  " line; lines++
+      if (done) { inmsg = 0; failed = 0 }
+    }
+  ' "$trx"
+done
+
 if [ "$found" -eq 0 ] && [ "$status" -ne 0 ]; then
   log "error: no test results (did the build fail? see above)"
   failed=1
