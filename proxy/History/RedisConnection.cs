@@ -37,8 +37,41 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
     public IDatabase? Database => _multiplexer?.GetDatabase();
 
     /// <summary>The primaries (one, or each master of a cluster), in a stable order: what a keyspace scan walks.</summary>
-    public IServer[] Primaries() =>
-        _multiplexer is null ? [] : [.. _multiplexer.GetServers().Where(static s => !s.IsReplica).OrderBy(static s => s.EndPoint.ToString(), StringComparer.Ordinal)];
+    /// <remarks>
+    /// On a cluster they are the masters that serve slots in the cluster's own configuration (CLUSTER NODES, as the
+    /// connection last read it), not the servers the connection takes for primaries: right after it connects, or while a
+    /// failover settles, it can take a replica for one, and a scan of that replica would list its master's keys twice.
+    /// </remarks>
+    public IServer[] Primaries()
+    {
+        if (_multiplexer is not { } multiplexer)
+        {
+            return [];
+        }
+
+        var servers = multiplexer.GetServers();
+        var cluster = servers.Select(static s => s.ClusterConfiguration).FirstOrDefault(static c => c is not null);
+        var primaries = cluster is null
+            ? servers.Where(static s => !s.IsReplica)
+            : cluster.Nodes.Where(static n => !n.IsReplica && n.Slots.Count > 0 && n.EndPoint is not null)
+                .Select(n => multiplexer.GetServer(n.EndPoint!));
+        return [.. primaries.OrderBy(static s => s.EndPoint.ToString(), StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// Whether a key a scan of <paramref name="primary"/> found is that primary's to report: on a cluster, only when the
+    /// primary serves the key's slot (a slot being moved has its keys on two masters for a while).
+    /// </summary>
+    public static bool Serves(IServer primary, RedisKey key)
+    {
+        if (primary.ClusterConfiguration is not { } cluster)
+        {
+            return true;
+        }
+
+        var owner = cluster.GetBySlot(key)?.EndPoint;
+        return owner is not null && string.Equals(owner.ToString(), primary.EndPoint.ToString(), StringComparison.Ordinal);
+    }
 
     public bool IsConnected => _multiplexer?.IsConnected == true;
 

@@ -386,7 +386,7 @@ internal sealed class RedisHistoryStore : IHistoryStore
         var reply = await server.ExecuteAsync("SCAN", [cursor, "MATCH", pattern, "COUNT", count]).WaitAsync(cancellationToken).ConfigureAwait(false);
         var parts = (RedisResult[])reply!;
         var keys = (string[])parts[1]!;
-        return ((long)parts[0], keys);
+        return ((long)parts[0], [.. keys.Where(key => RedisConnection.Serves(server, key))]);
     }
 
     /// <remarks>
