@@ -29,6 +29,7 @@ internal sealed partial class AdminApi
     private readonly byte[]? _tokenHash;
     private readonly IHistoryStore _store;
     private readonly WriteBackService _writer;
+    private readonly SessionCache? _cache;
     private readonly TenancyOptions _tenancy;
     private readonly Pricing _pricing;
     private readonly ILogger<AdminApi> _logger;
@@ -39,8 +40,10 @@ internal sealed partial class AdminApi
         IOptions<TenancyOptions> tenancy,
         IHistoryStore store,
         WriteBackService writer,
-        ILogger<AdminApi> logger)
+        ILogger<AdminApi> logger,
+        SessionCache? cache = null)
     {
+        _cache = cache;
         _options = options.Value;
         _tokenHash = _options.Enabled ? SHA256.HashData(Encoding.UTF8.GetBytes(_options.Token!)) : null;
         _store = store;
@@ -300,6 +303,8 @@ internal sealed partial class AdminApi
         // on its way to Redis is refused by the tombstone the erasure leaves there.
         var queued = _writer.Erase(slot => string.Equals(slot, session.Slot, StringComparison.Ordinal));
         var erased = await _store.EraseAsync(session, context.RequestAborted).ConfigureAwait(false);
+        // Then this replica's cached copy, at once (every other replica drops its copy on the erasure's announcement).
+        _cache?.Erase(slot => string.Equals(slot, session.Slot, StringComparison.Ordinal));
         Audit("erase_session", session.Tenant, erased ? 1 : 0, "ok");
         await JsonAsync(context, StatusCodes.Status200OK, (session, erased, queued), static (writer, state) =>
         {
@@ -316,6 +321,7 @@ internal sealed partial class AdminApi
         var prefix = tenant + ":";
         var queued = _writer.Erase(slot => slot.StartsWith(prefix, StringComparison.Ordinal));
         var result = await _store.EraseTenantAsync(tenant, context.RequestAborted).ConfigureAwait(false);
+        _cache?.Erase(slot => slot.StartsWith(prefix, StringComparison.Ordinal));
         var elapsed = Stopwatch.GetElapsedTime(started);
         Audit("erase_tenant", tenant, result.Sessions, "ok");
         await JsonAsync(context, StatusCodes.Status200OK, (tenant, result, queued, elapsed), static (writer, state) =>

@@ -190,7 +190,7 @@ internal sealed class SessionMemoryMiddleware
         // The read is started first and runs while the body uploads: one round trip, overlapped.
         var inject = mode is MemoryMode.Inject or MemoryMode.Auto && _contextTurns > 0;
         var pending = inject ? _queue.Pending.Snapshot(session) : [];
-        var read = inject ? _history.ReadAsync(session, _contextTurns, aborted, withSummary: _summary.Enabled) : default;
+        var read = inject ? _history.ReadAsync(session, _contextTurns, aborted, withSummary: _summary.Enabled, strict: exchange.Strict) : default;
 
         var body = exchange.Body = new PooledBuffer(RequestBody.InitialCapacity(context.Request));
         var bodyError = await RequestBody.ReadAsync(context.Request, body, aborted).ConfigureAwait(false);

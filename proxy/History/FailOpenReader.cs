@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Resilience;
 using Mnemo.Proxy.Sessions;
 using Polly;
@@ -11,28 +12,60 @@ internal sealed class FailOpenReader
     private readonly IHistoryStore _store;
     private readonly ResiliencePipeline _pipeline;
     private readonly ILogger<FailOpenReader> _logger;
+    private readonly SessionCache? _cache;
+    private readonly MnemoMetrics? _metrics;
 
-    public FailOpenReader(IHistoryStore store, RedisPipelines pipelines, ILogger<FailOpenReader> logger)
+    public FailOpenReader(
+        IHistoryStore store, RedisPipelines pipelines, ILogger<FailOpenReader> logger, SessionCache? cache = null, MnemoMetrics? metrics = null)
     {
         _store = store;
         _pipeline = pipelines.Read;
         _logger = logger;
+        _cache = metrics is null ? null : cache;
+        _metrics = metrics;
     }
 
     /// <summary>Only the caller's cancellation (the client went away) escapes as an exception.</summary>
-    /// <remarks>With <paramref name="withSummary"/>, the summary, the list length and the covered count come in the same round trip.</remarks>
-    public async ValueTask<ReadResult> ReadAsync(SessionKey session, int count, CancellationToken cancellationToken, bool withSummary = false)
+    /// <remarks>
+    /// With <paramref name="withSummary"/>, the summary, the list length and the covered count come in the same round
+    /// trip. With the session cache on, a warm session is answered from it without a round trip, unless
+    /// <paramref name="strict"/> asks for Redis (a Strict request reads what every replica has written).
+    /// </remarks>
+    public async ValueTask<ReadResult> ReadAsync(
+        SessionKey session, int count, CancellationToken cancellationToken, bool withSummary = false, bool strict = false)
     {
         var started = Stopwatch.GetTimestamp();
+        var cache = _cache is { } candidate && count == candidate.WindowTurns ? candidate : null;
+        SessionCache.Fill fill = default;
+        if (cache is not null)
+        {
+            if (strict || !cache.Serving)
+            {
+                _metrics!.CacheLookup(CacheLookup.Bypass);
+            }
+            else if (cache.TryGet(session, out var cached))
+            {
+                _metrics!.CacheLookup(CacheLookup.Hit);
+                return Result(cached, withSummary, started);
+            }
+            else
+            {
+                _metrics!.CacheLookup(CacheLookup.Miss);
+            }
+
+            fill = cache.Begin(session);
+        }
+
         try
         {
-            if (withSummary)
+            if (withSummary || cache is not null)
             {
                 var read = await _pipeline.ExecuteAsync(
                     static (state, ct) => state.Store.ReadWithSummaryAsync(state.Session, state.Count, ct),
                     (Store: _store, Session: session, Count: count),
                     cancellationToken).ConfigureAwait(false);
-                return new ReadResult(read.Turns, Stopwatch.GetElapsedTime(started), read.Summary, read.Length, read.Covered);
+                cache?.Complete(fill, session, read);
+                return Result(read, withSummary, started);
             }
 
             var turns = await _pipeline.ExecuteAsync(
@@ -49,6 +82,11 @@ internal sealed class FailOpenReader
             return new ReadResult(null, Stopwatch.GetElapsedTime(started));
         }
     }
+
+    private static ReadResult Result(in HistoryRead read, bool withSummary, long started) =>
+        withSummary
+            ? new ReadResult(read.Turns, Stopwatch.GetElapsedTime(started), read.Summary, read.Length, read.Covered)
+            : new ReadResult(read.Turns, Stopwatch.GetElapsedTime(started));
 }
 
 /// <summary>

@@ -91,10 +91,11 @@ internal sealed record StoredSummary(byte[] Text, string CoveredId, int Tokens)
 }
 
 /// <summary>
-/// A read with the summary: the newest turns (oldest first), the summary (null when none), the list's whole length and
-/// how many of its oldest turns the summary covers.
+/// A read with the summary: the newest turns (oldest first), the summary (null when none), the list's whole length, how
+/// many of its oldest turns the summary covers, and the session's generation (moved by every write; 0 when the store
+/// keeps none, or the session has never been written).
 /// </summary>
-internal readonly record struct HistoryRead(StoredTurn[] Turns, StoredSummary? Summary, long Length, long Covered);
+internal readonly record struct HistoryRead(StoredTurn[] Turns, StoredSummary? Summary, long Length, long Covered, long Generation = 0);
 
 /// <summary>Readiness of the store; <see cref="Detail"/> is safe to show (no connection string).</summary>
 internal readonly record struct StoreStatus(bool Ready, string Detail);

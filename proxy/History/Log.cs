@@ -22,4 +22,16 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Debug, Message = "History read failed ({ExceptionType}); forwarding without memory.")]
     public static partial void ReadDegraded(ILogger logger, string exceptionType);
+
+    [LoggerMessage(EventId = 220, Level = LogLevel.Information, Message = "Session cache serving: its invalidation subscription is confirmed.")]
+    public static partial void CacheUp(ILogger logger);
+
+    [LoggerMessage(EventId = 221, Level = LogLevel.Warning, Message = "Session cache cleared and bypassed: its invalidation subscription was lost ({Entries} sessions dropped); reads go to Redis until it is back.")]
+    public static partial void CacheDown(ILogger logger, long entries);
+
+    [LoggerMessage(EventId = 222, Level = LogLevel.Warning, Message = "Session cache could not subscribe or probe ({ExceptionType}); it stays bypassed and tries again.")]
+    public static partial void CacheSubscribeFailed(ILogger logger, string exceptionType);
+
+    [LoggerMessage(EventId = 223, Level = LogLevel.Debug, Message = "Session cache ignored an announcement it could not read.")]
+    public static partial void CacheBadAnnouncement(ILogger logger);
 }

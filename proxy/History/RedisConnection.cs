@@ -36,6 +36,9 @@ internal sealed class RedisConnection : IHostedService, IAsyncDisposable
     /// <summary>Null until the first connection attempt has finished.</summary>
     public IDatabase? Database => _multiplexer?.GetDatabase();
 
+    /// <summary>Null until the first connection attempt has finished (connected or not; it keeps trying).</summary>
+    public ConnectionMultiplexer? Multiplexer => _multiplexer;
+
     /// <summary>The primaries (one, or each master of a cluster), in a stable order: what a keyspace scan walks.</summary>
     /// <remarks>
     /// On a cluster they are the masters that serve slots in the cluster's own configuration (CLUSTER NODES, as the

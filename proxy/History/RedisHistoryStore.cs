@@ -15,7 +15,7 @@ internal sealed class RedisHistoryStore : IHistoryStore
     private static readonly byte[] s_summaryHash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(RedisScripts.WriteSummary));
 #pragma warning restore CA5350
 
-    private static readonly RedisValue[] s_summaryFields = ["s", "sid", "st", "c"];
+    private static readonly RedisValue[] s_summaryFields = ["s", "sid", "st", "c", "g"];
 
     private readonly RedisConnection _connection;
     private readonly MnemoMetrics _metrics;
@@ -79,7 +79,10 @@ internal sealed class RedisHistoryStore : IHistoryStore
         return kept == turns.Length ? turns : turns[..kept];
     }
 
-    /// <remarks>The meta fields and the length ride in the same batch as the range: still one round trip.</remarks>
+    /// <remarks>
+    /// The meta fields (the summary's and the generation) and the length ride in the same batch as the range: still one
+    /// round trip.
+    /// </remarks>
     public async ValueTask<HistoryRead> ReadWithSummaryAsync(SessionKey session, int count, CancellationToken cancellationToken)
     {
         var database = _connection.GetDatabaseOrThrow();
@@ -111,7 +114,8 @@ internal sealed class RedisHistoryStore : IHistoryStore
             summary = new StoredSummary(text, coveredId, (int)fields[2]);
         }
 
-        return new HistoryRead(kept == turns.Length ? turns : turns[..kept], summary, total, (long)fields[3]);
+        _ = fields[4].TryParse(out long generation);
+        return new HistoryRead(kept == turns.Length ? turns : turns[..kept], summary, total, (long)fields[3], generation);
     }
 
     public ValueTask<SummaryWrite> WriteSummaryAsync(
@@ -152,11 +156,11 @@ internal sealed class RedisHistoryStore : IHistoryStore
         ];
         _metrics.RoundTrip(RedisOp.Write);
         // By hash: SE.Redis would otherwise look the script up by its text (hashing it) on every call.
-        return CompleteAsync(database, database.ScriptEvaluateAsync(s_appendHash, keys, values), keys, values, cancellationToken);
+        return CompleteAsync(turn, database, database.ScriptEvaluateAsync(s_appendHash, keys, values), keys, values, cancellationToken);
     }
 
     private static async ValueTask<AppendResult> CompleteAsync(
-        IDatabase database, Task<RedisResult> call, RedisKey[] keys, RedisValue[] values, CancellationToken cancellationToken)
+        Turn turn, IDatabase database, Task<RedisResult> call, RedisKey[] keys, RedisValue[] values, CancellationToken cancellationToken)
     {
         RedisResult result;
         try
@@ -169,7 +173,9 @@ internal sealed class RedisHistoryStore : IHistoryStore
             result = await database.ScriptEvaluateAsync(RedisScripts.Append, keys, values).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        return (long)result switch
+        var reply = (RedisResult[])result!;
+        turn.Generation = (long)reply[1];
+        return (long)reply[0] switch
         {
             1 => AppendResult.Written,
             2 => AppendResult.Erased,

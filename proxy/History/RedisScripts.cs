@@ -19,6 +19,12 @@ internal static class RedisScripts
     /// The session's usage totals are added in the same call: meta <c>ui</c>, <c>uo</c>, <c>ucr</c>, <c>ucw</c> overall and
     /// <c>mi:</c>, <c>mo:</c>, <c>mr:</c>, <c>mw:</c> + model per model; <c>n</c> counts the turns written, <c>t</c> is the
     /// newest one's answer time.
+    /// <para>
+    /// Every write moves the session's generation (meta <c>g</c>, started from Redis's clock in microseconds when the
+    /// session has none, so it only grows even across an erasure or an expiry) and announces it on
+    /// <see cref="Changes"/> (see <see cref="SessionCache"/>). Returns {code, generation}: the generation is the new one
+    /// when written, 0 otherwise.
+    /// </para>
     /// </summary>
     /// <remarks>
     /// HSETNX is the first command that can be refused for lack of memory; Redis 7 fixes the out-of-memory state when a
@@ -26,11 +32,11 @@ internal static class RedisScripts
     /// </remarks>
     public const string Append = """
         local erased = redis.call('HGET', KEYS[2], 'e')
-        if erased and tonumber(ARGV[6]) <= tonumber(erased) then return 2 end
+        if erased and tonumber(ARGV[6]) <= tonumber(erased) then return {2, 0} end
         if redis.call('HSETNX', KEYS[2], 'i:' .. ARGV[1], 1) == 0 then
           redis.call('PEXPIRE', KEYS[1], ARGV[4])
           redis.call('PEXPIRE', KEYS[2], ARGV[4])
-          return 0
+          return {0, 0}
         end
         local length = redis.call('RPUSH', KEYS[1], ARGV[2])
         local max = tonumber(ARGV[3])
@@ -57,14 +63,27 @@ internal static class RedisScripts
         end
         redis.call('PEXPIRE', KEYS[1], ARGV[4])
         redis.call('PEXPIRE', KEYS[2], ARGV[4])
-        return 1
+        local now = redis.call('TIME')
+        local at = now[1] .. string.format('%06d', tonumber(now[2]))
+        if not redis.call('HGET', KEYS[2], 'g') then redis.call('HSET', KEYS[2], 'g', at) end
+        local g = string.format('%.0f', redis.call('HINCRBY', KEYS[2], 'g', 1))
+        redis.call('PUBLISH', 'mnemo:v1:changes', g .. ' ' .. ARGV[1] .. ' ' .. at .. ' ' .. KEYS[2])
+        return {1, g}
         """;
+
+    /// <summary>
+    /// The channel every session change is announced on: <c>&lt;generation&gt; &lt;turn id or -&gt; &lt;Redis time, µs&gt;
+    /// &lt;meta key&gt;</c>; generation 0 is an erasure. One channel for all sessions (not a sharded channel per slot: a
+    /// replica would have to subscribe to every slot's channel on every shard); on a cluster Redis carries it to every node.
+    /// </summary>
+    public const string Changes = "mnemo:v1:changes";
 
     /// <summary>
     /// KEYS: turns, meta. ARGV: clock-skew allowance (ms), tombstone ttl (ms). Deletes the session's turns and meta and
     /// leaves a tombstone in their place: a meta holding only <c>e</c>, the erasure's time on Redis's clock plus the
     /// allowance for replicas' clocks, for the tombstone's ttl (longer when the session starts again: a new turn keeps it).
-    /// <see cref="Append"/> refuses every turn answered up to then. Returns 1 when the session had turns or meta, else 0.
+    /// <see cref="Append"/> refuses every turn answered up to then. Announces generation 0 on <see cref="Changes"/>.
+    /// Returns 1 when the session had turns or meta, else 0.
     /// </summary>
     /// <remarks>
     /// In the meta hash rather than a key of its own: every key a script names must be on the node that runs it, and a
@@ -79,6 +98,7 @@ internal static class RedisScripts
         redis.call('DEL', KEYS[1], KEYS[2])
         redis.call('HSET', KEYS[2], 'e', at)
         redis.call('PEXPIRE', KEYS[2], ARGV[2])
+        redis.call('PUBLISH', 'mnemo:v1:changes', '0 - ' .. now[1] .. string.format('%06d', tonumber(now[2])) .. ' ' .. KEYS[2])
         if had > 0 then return 1 end
         return 0
         """;
@@ -87,7 +107,8 @@ internal static class RedisScripts
     /// KEYS: turns, meta. ARGV: expected covered id ('' = no summary yet), new covered id, summary text (JSON string
     /// content), its token estimate, ttl-ms. Returns 1 when written, 0 when another summary was stored meanwhile (or the
     /// session is gone). Sets meta <c>s</c> (text), <c>sid</c> (covered id), <c>st</c> (tokens) and <c>c</c> (how many of
-    /// the list's oldest turns are covered: up to and including the covered id, 0 when it was already trimmed).
+    /// the list's oldest turns are covered: up to and including the covered id, 0 when it was already trimmed), moves the
+    /// generation and announces it, as <see cref="Append"/> does.
     /// </summary>
     /// <remarks>
     /// It scans the list for the covered id: a background call, once per summary, over a list bounded by the hard cap.
@@ -108,6 +129,11 @@ internal static class RedisScripts
         redis.call('HSET', KEYS[2], 's', ARGV[3], 'sid', ARGV[2], 'st', ARGV[4], 'c', covered)
         redis.call('PEXPIRE', KEYS[1], ARGV[5])
         redis.call('PEXPIRE', KEYS[2], ARGV[5])
+        local now = redis.call('TIME')
+        local at = now[1] .. string.format('%06d', tonumber(now[2]))
+        if not redis.call('HGET', KEYS[2], 'g') then redis.call('HSET', KEYS[2], 'g', at) end
+        local g = string.format('%.0f', redis.call('HINCRBY', KEYS[2], 'g', 1))
+        redis.call('PUBLISH', 'mnemo:v1:changes', g .. ' - ' .. at .. ' ' .. KEYS[2])
         return 1
         """;
 }

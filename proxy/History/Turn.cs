@@ -58,6 +58,9 @@ internal sealed class Turn
     /// <summary>The upstream's usage for this answer (also in the element); the write adds it to the session's totals.</summary>
     public TokenUsage Usage { get; }
 
+    /// <summary>The session's generation after this turn was written (see <see cref="RedisScripts.Append"/>); 0 until then.</summary>
+    public long Generation { get; set; }
+
     /// <summary>Set when an administrator erases the session: the writer lets the turn go instead of writing it.</summary>
     public bool Erased { get => _erased; set => _erased = value; }
 

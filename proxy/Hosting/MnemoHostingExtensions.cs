@@ -76,7 +76,11 @@ public static class MnemoHostingExtensions
         services.AddSingleton<ExchangeTelemetry>();
         services.AddSingleton<TurnCapture>();
         services.AddSingleton<RedisPipelines>();
-        services.AddMnemoHistory(configuration.GetConnectionString(RedisConnectionStringName));
+        // The session cache is on with Redis unless Mnemo:Cache:Enabled is false (decided here: it is a service or none).
+        AddOptions<CacheOptions>(services, CacheOptions.SectionName);
+        services.AddMnemoHistory(
+            configuration.GetConnectionString(RedisConnectionStringName),
+            configuration.GetSection(CacheOptions.SectionName).GetValue(nameof(CacheOptions.Enabled), defaultValue: true));
         services.AddSingleton<WriteBackQueue>();
         services.AddSingleton<WriteBackService>();
         services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.SectionName).ValidateOnStart();
@@ -141,7 +145,7 @@ public static class MnemoHostingExtensions
         services.AddSingleton<IValidateOptions<T>>(static sp => (IValidateOptions<T>)(object)sp.GetRequiredService<OptionsValidators>());
     }
 
-    private static IServiceCollection AddMnemoHistory(this IServiceCollection services, string? connectionString)
+    private static IServiceCollection AddMnemoHistory(this IServiceCollection services, string? connectionString, bool cacheEnabled)
     {
         services.AddSingleton<FailOpenReader>();
         if (string.IsNullOrWhiteSpace(connectionString))
@@ -169,6 +173,12 @@ public static class MnemoHostingExtensions
         services.AddHostedService(static sp => sp.GetRequiredService<RedisConnection>());
         services.AddSingleton<RedisHistoryStore>();
         services.AddSingleton<IHistoryStore>(static sp => sp.GetRequiredService<RedisHistoryStore>());
+        if (cacheEnabled)
+        {
+            services.AddSingleton<SessionCache>();
+            services.AddHostedService(static sp => sp.GetRequiredService<SessionCache>());
+        }
+
         return services;
     }
 }

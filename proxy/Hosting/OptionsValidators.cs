@@ -17,7 +17,8 @@ internal sealed class OptionsValidators(IConfiguration configuration) :
     IValidateOptions<MemoryOptions>,
     IValidateOptions<StoreOptions>,
     IValidateOptions<RedisResilienceOptions>,
-    IValidateOptions<WriteBackOptions>
+    IValidateOptions<WriteBackOptions>,
+    IValidateOptions<CacheOptions>
 {
     private static readonly TimeSpan s_day = TimeSpan.FromDays(1);
 
@@ -84,5 +85,11 @@ internal sealed class OptionsValidators(IConfiguration configuration) :
             .Range(options.QueueCapacity, "QueueCapacity", 1, 10_000_000)
             .Check(options.QueueBytes >= 1024, "QueueBytes", $"must be at least 1024 bytes (was {options.QueueBytes}).")
             .Range(options.MaxConcurrentWrites, "MaxConcurrentWrites", 1, 4096)
+            .Result();
+
+    public ValidateOptionsResult Validate(string? name, CacheOptions options) =>
+        new OptionsErrors(CacheOptions.SectionName)
+            .Check(options.SizeLimit >= 1024 * 1024, "SizeLimit", $"must be at least 1048576 bytes (1 MiB) (was {options.SizeLimit}).")
+            .Range(options.Ttl, "Ttl", TimeSpan.FromSeconds(1), s_day)
             .Result();
 }

@@ -21,6 +21,11 @@ internal sealed class MnemoMetrics
     private static readonly string[] s_ops = ["read", "write"];
     private static readonly string[] s_dropKinds = ["thinking", "reasoning", "image", "other"];
     private static readonly string[] s_summary = ["written", "superseded", "failed"];
+    private static readonly string[] s_cacheLookups = ["hit", "miss", "bypass"];
+    private static readonly string[] s_cacheInvalidations = ["announced", "own_write", "erased", "subscription_lost"];
+
+    private static readonly double[] s_delayBuckets =
+        [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
 
     private readonly Histogram _stage;
     private readonly Histogram _overhead;
@@ -38,6 +43,12 @@ internal sealed class MnemoMetrics
     private readonly Counter.Child[] _conversionCacheChildren;
     private readonly Gauge _queueBytes;
     private readonly Counter _conversionDropped;
+    private readonly Counter.Child[] _cacheLookupChildren;
+    private readonly Counter.Child[] _cacheInvalidationChildren;
+    private readonly Histogram _cacheDelay;
+    private readonly Gauge _cacheUp;
+    private readonly Gauge _cacheEntries;
+    private readonly Gauge _cacheBytes;
     private readonly Counter.Child?[] _droppedChildren = new Counter.Child?[DialectLabels.Count * DialectLabels.Count * s_dropKinds.Length];
 
     public MnemoMetrics()
@@ -99,6 +110,30 @@ internal sealed class MnemoMetrics
             new CounterConfiguration { LabelNames = ["outcome"] });
         _summaryChildren = Array.ConvertAll(s_summary, label => summary.WithLabels(label));
 
+        var lookups = factory.CreateCounter(
+            "mnemo_cache_lookups_total",
+            "History reads by where they were served from: hit (the session cache, no Redis round trip), miss (Redis, then cached), bypass (Redis: Strict consistency, or the cache is off until its invalidation subscription is back).",
+            new CounterConfiguration { LabelNames = ["result"] });
+        _cacheLookupChildren = Array.ConvertAll(s_cacheLookups, label => lookups.WithLabels(label));
+        var invalidations = factory.CreateCounter(
+            "mnemo_cache_invalidations_total",
+            "Cached sessions dropped, by reason: announced (another replica changed the session), own_write (this replica's write could not be applied in place), erased (an administrator erased it), subscription_lost (every entry, when the invalidation subscription dropped).",
+            new CounterConfiguration { LabelNames = ["reason"] });
+        _cacheInvalidationChildren = Array.ConvertAll(s_cacheInvalidations, label => invalidations.WithLabels(label));
+        _cacheDelay = factory.CreateHistogram(
+            "mnemo_cache_invalidation_delay_seconds",
+            "From a session's change in Redis (Redis's clock) to this replica having applied its announcement (this replica's clock): the window in which Replica consistency can serve a stale history.",
+            new HistogramConfiguration { Buckets = s_delayBuckets });
+        _cacheUp = factory.CreateGauge(
+            "mnemo_cache_subscription_up",
+            "1 while the session cache's invalidation subscription is confirmed (the cache serves), 0 while it is down or not yet confirmed (every read goes to Redis).");
+        _cacheEntries = factory.CreateGauge(
+            "mnemo_cache_entries",
+            "Sessions held in the session cache.");
+        _cacheBytes = factory.CreateGauge(
+            "mnemo_cache_bytes",
+            "Estimated bytes of the sessions held in the session cache (what Mnemo:Cache:SizeLimit bounds).");
+
         // Created up front so alerts on rate() see a zero series before the first event.
         _writeBackChildren = Array.ConvertAll(s_writeBack, label => writeBack.WithLabels(label));
         _roundTripChildren = Array.ConvertAll(s_ops, label => roundTrips.WithLabels(label));
@@ -147,6 +182,20 @@ internal sealed class MnemoMetrics
     public void ConversionCache(bool hit) => _conversionCacheChildren[hit ? 0 : 1].Inc();
 
     public void Summary(SummaryOutcome outcome) => _summaryChildren[(int)outcome].Inc();
+
+    public void CacheLookup(CacheLookup result) => _cacheLookupChildren[(int)result].Inc();
+
+    public void CacheInvalidation(CacheInvalidation reason, double count = 1) => _cacheInvalidationChildren[(int)reason].Inc(count);
+
+    public void CacheInvalidationDelay(double seconds) => _cacheDelay.Observe(seconds);
+
+    public void CacheSubscription(bool up) => _cacheUp.Set(up ? 1 : 0);
+
+    public void CacheEntries(long count, long bytes)
+    {
+        _cacheEntries.Set(count);
+        _cacheBytes.Set(bytes);
+    }
 
     public void RoundTrip(RedisOp op) => _roundTripChildren[(int)op].Inc();
 
@@ -222,6 +271,23 @@ internal enum SummaryOutcome
     Written,
     Superseded,
     Failed,
+}
+
+/// <summary>Where a history read was served from: the <c>result</c> label of <c>mnemo_cache_lookups_total</c>.</summary>
+internal enum CacheLookup
+{
+    Hit,
+    Miss,
+    Bypass,
+}
+
+/// <summary>Why cached sessions were dropped: the <c>reason</c> label of <c>mnemo_cache_invalidations_total</c>.</summary>
+internal enum CacheInvalidation
+{
+    Announced,
+    OwnWrite,
+    Erased,
+    SubscriptionLost,
 }
 
 internal enum RedisOp

@@ -16,6 +16,25 @@ internal sealed class PendingTurns
 
     public Turn[] Snapshot(SessionKey session) => _bySession.TryGetValue(session.Slot, out var turns) ? turns : [];
 
+    /// <summary>Whether the turn <paramref name="id"/> of the session <paramref name="slot"/> is held here.</summary>
+    public bool Contains(string slot, ReadOnlySpan<char> id)
+    {
+        if (!_bySession.TryGetValue(slot, out var turns))
+        {
+            return false;
+        }
+
+        foreach (var turn in turns)
+        {
+            if (id.SequenceEqual(turn.Id))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public void Add(Turn turn) =>
         _bySession.AddOrUpdate(turn.Session.Slot, static (_, t) => [t], static (_, existing, t) => [.. existing, t], turn);
 

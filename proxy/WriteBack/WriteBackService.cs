@@ -32,6 +32,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
     private readonly WriteBackQueue _queue;
     private readonly IHistoryStore _store;
     private readonly RedisConnection? _connection;
+    private readonly SessionCache? _cache;
     private readonly WriteRetryPolicy _policy;
     private readonly MnemoMetrics _metrics;
     private readonly TimeProvider _time;
@@ -58,8 +59,10 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         ILogger<WriteBackService> logger,
         TokenCounter tokens,
         IOptions<Admin.AdminOptions> admin,
-        RedisConnection? connection = null)
+        RedisConnection? connection = null,
+        SessionCache? cache = null)
     {
+        _cache = cache;
         // With erasure possible, a turn older than the tombstones must not be written: it could outlive its session's.
         _maxAge = admin.Value.Enabled ? admin.Value.TombstoneTtl - admin.Value.ClockSkew : TimeSpan.MaxValue;
         _tokens = tokens;
@@ -99,6 +102,8 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         {
             var result = await _store.AppendAsync(turn, CancellationToken.None).AsTask().WaitAsync(_policy.Timeout).ConfigureAwait(false);
             Written(turn, result, started);
+            // The cache before the pending turns: a read sees the turn in one or the other.
+            _cache?.Written(turn, result);
             _queue.Pending.Remove(turn);
             return true;
         }
@@ -355,6 +360,8 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
                     result = await attempt.AsTask().WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time, abort).ConfigureAwait(false);
                 }
 
+                // The cache before the pending turns: a read sees the turn in one or the other.
+                _cache?.Written(turn, result);
                 // Released from the queue before it is counted: whoever sees it written sees it gone from the queue.
                 Done(line, turn);
                 Written(turn, result, startedWall);
@@ -424,6 +431,8 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
             line.Turns.Dequeue();
             line.Failures = 0;
             line.Retries = 0;
+            // An attempt may have stored it after all: the session's cached window cannot tell.
+            _cache?.Dropped(turn);
             Forget(turn);
             _metrics.WriteBack(WriteBackOutcome.Dropped);
             // Only the type: SE.Redis messages can quote the key, which holds the session id.
