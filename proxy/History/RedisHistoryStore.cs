@@ -96,8 +96,19 @@ internal sealed class RedisHistoryStore : IHistoryStore
         _metrics.RoundTrip(RedisOp.Read);
         batch.Execute();
         var items = await range.WaitAsync(cancellationToken).ConfigureAwait(false);
-        var fields = await meta.WaitAsync(cancellationToken).ConfigureAwait(false);
         var total = await length.WaitAsync(cancellationToken).ConfigureAwait(false);
+        RedisValue[] fields;
+        try
+        {
+            fields = await meta.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisServerException)
+        {
+            // A meta key that is not a hash (WRONGTYPE; the session's writes fail and are retried) costs the read its
+            // summary and generation, not its turns.
+            fields = new RedisValue[s_summaryFields.Length];
+        }
+
         var turns = new StoredTurn[items.Length];
         var kept = 0;
         foreach (var item in items)
@@ -175,6 +186,7 @@ internal sealed class RedisHistoryStore : IHistoryStore
 
         var reply = (RedisResult[])result!;
         turn.Generation = (long)reply[1];
+        turn.PushedLength = reply.Length > 2 ? (long)reply[2] : 0;
         return (long)reply[0] switch
         {
             1 => AppendResult.Written,

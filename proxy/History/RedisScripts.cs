@@ -22,8 +22,9 @@ internal static class RedisScripts
     /// <para>
     /// Every write moves the session's generation (meta <c>g</c>, started from Redis's clock in microseconds when the
     /// session has none, so it only grows even across an erasure or an expiry) and announces it on
-    /// <see cref="Changes"/> (see <see cref="SessionCache"/>). Returns {code, generation}: the generation is the new one
-    /// when written, 0 otherwise.
+    /// <see cref="Changes"/> (see <see cref="SessionCache"/>). Returns {code, generation, length}: when written, the new
+    /// generation and the list's length right after the push (before any trim: 1 means the session had no other turn);
+    /// otherwise {code, 0}.
     /// </para>
     /// </summary>
     /// <remarks>
@@ -39,6 +40,7 @@ internal static class RedisScripts
           return {0, 0}
         end
         local length = redis.call('RPUSH', KEYS[1], ARGV[2])
+        local pushed = length
         local max = tonumber(ARGV[3])
         local cap = tonumber(ARGV[5])
         local covered = tonumber(redis.call('HGET', KEYS[2], 'c') or '0')
@@ -68,7 +70,7 @@ internal static class RedisScripts
         if not redis.call('HGET', KEYS[2], 'g') then redis.call('HSET', KEYS[2], 'g', at) end
         local g = string.format('%.0f', redis.call('HINCRBY', KEYS[2], 'g', 1))
         redis.call('PUBLISH', 'mnemo:v1:changes', g .. ' ' .. ARGV[1] .. ' ' .. at .. ' ' .. KEYS[2])
-        return {1, g}
+        return {1, g, pushed}
         """;
 
     /// <summary>

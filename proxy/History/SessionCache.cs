@@ -175,7 +175,10 @@ internal sealed class SessionCache : IHostedService, IDisposable
                     return;
                 }
 
-                if (_inPlace && held == turn.Generation - 1 && TurnCodec.TryRead(turn.Payload, out var stored))
+                // The generation just before it; or a new session, read empty before its first turn, which is now its
+                // only one (whatever happened in between, the session holds exactly this turn).
+                var next = held == turn.Generation - 1 || (held == 0 && entry.Read.Turns.Length == 0 && turn.PushedLength == 1);
+                if (_inPlace && next && TurnCodec.TryRead(turn.Payload, out var stored))
                 {
                     Put(slot, Appended(entry.Read, stored, turn.Generation));
                     return;
@@ -369,8 +372,9 @@ internal sealed class SessionCache : IHostedService, IDisposable
             }
 
             // This replica's own write, announced before the writer had its reply: it is still pending, so reads see it,
-            // and the writer applies it to the entry when the reply comes.
-            if (generation != 0 && generation == held + 1 && turnId is not "-" && _pending.Contains(slot, turnId))
+            // and the writer applies it to the entry when the reply comes (or drops the entry if it cannot).
+            if (generation != 0 && (generation == held + 1 || (held == 0 && entry.Read.Turns.Length == 0))
+                && turnId is not "-" && _pending.Contains(slot, turnId))
             {
                 return;
             }

@@ -61,6 +61,9 @@ internal sealed class Turn
     /// <summary>The session's generation after this turn was written (see <see cref="RedisScripts.Append"/>); 0 until then.</summary>
     public long Generation { get; set; }
 
+    /// <summary>The session's list length right after this turn was pushed (before a trim); 1: it was the only turn. 0 until written.</summary>
+    public long PushedLength { get; set; }
+
     /// <summary>Set when an administrator erases the session: the writer lets the turn go instead of writing it.</summary>
     public bool Erased { get => _erased; set => _erased = value; }
 

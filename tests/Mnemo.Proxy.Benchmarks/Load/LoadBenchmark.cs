@@ -41,6 +41,7 @@ internal static class LoadBenchmark
 
         using (var proxy = await ProxyInstance.StartAsync(upstreamUrl, redis.ConnectionString))
         {
+            await proxy.WaitForCacheAsync();
             Step($"seeding {Sessions} sessions with {HistoryTurns} turns");
             await SeedAsync(client, proxy.Url, "bench", Sessions);
             report.HistoryBytes = await HistoryBytesAsync(redis, "bench-0");
@@ -83,6 +84,8 @@ internal static class LoadBenchmark
 
         await CountRoundTripsAsync(report, redis, upstreamUrl, client, options);
         await DelayModeAsync(report, redis, upstreamUrl, client, options);
+        await CacheBenchmark.AlternationAsync(report, redis, upstreamUrl, client, options);
+        await CacheBenchmark.MemoryHeldAsync(report, redis, upstreamUrl, client, options, "bench-0");
         await SlowStreamsAsync(report, redis, upstreamUrl, options);
 
         report.Print();
@@ -101,13 +104,15 @@ internal static class LoadBenchmark
 
     /// <summary>
     /// The delay mode's scenarios: proxy-strict is proxy-memory with X-Mnemo-Consistency: strict, its turn written
-    /// before the end of its response, so the write's round trip shows in the last byte and not in the first.
+    /// before the end of its response, so the write's round trip shows in the last byte and not in the first;
+    /// proxy-cold is proxy-memory on a new session each request (never cached: its read goes to Redis).
     /// </summary>
     private static readonly (string Scenario, string? Mode, string? Expect, string? Consistency)[] DelayScenarios =
     [
         ("proxy-off", "off", "off", null),
         ("proxy-memory", "inject", "hit", null),
         ("proxy-strict", "inject", "hit", "strict"),
+        ("proxy-cold", "inject", "empty", null),
     ];
 
     private static async Task<Row> MeasureAsync(string scenario, RequestFactory factory, int concurrency, ProxyInstance? proxy, HttpClient client, BenchOptions options)
@@ -217,38 +222,76 @@ internal static class LoadBenchmark
             run.P50, run.P99, run.TtfbP50, run.TtfbP99, allocated, cpu, rss);
     }
 
+    /// <remarks>
+    /// Cold: each request opens a new session, so its read goes to Redis. Warm: sessions this proxy has read and written
+    /// before (its cache holds them), so a request should read nothing and write its turn.
+    /// </remarks>
     private static async Task CountRoundTripsAsync(Report report, RedisServer redis, Uri upstreamUrl, HttpClient client, BenchOptions options)
     {
-        Step("counting Redis round trips on the wire (relay, no delay)");
+        Step("counting Redis round trips on the wire (relay, no delay): cold sessions, then warm ones");
         await using var relay = RedisRelay.Start(redis);
         using var proxy = await ProxyInstance.StartAsync(upstreamUrl, relay.ConnectionString);
+        await proxy.WaitForCacheAsync();
         var append = Sha1(RedisScripts.Append);
         var requests = options.CountedRequests;
-        relay.Reset();
-        for (var i = 0; i < requests; i++)
+
+        var cold = await CountAsync(new RequestFactory(proxy.Url, "inject", stream: false, "cold", sessions: 1) { SessionPerRequest = true });
+        report.ReadRoundTripsPerRequest = cold.Reads;
+        report.WriteRoundTripsPerRequest = cold.Writes;
+        report.ExpiryRefreshesPerRead = cold.Expiries;
+        report.OtherRoundTrips = cold.Other;
+
+        // Three requests per session, each written before the next: from the third on, the proxy's copy is current.
+        var warm = new RequestFactory(proxy.Url, "inject", stream: false, "count", sessions: 8);
+        for (var pass = 0; pass < 3; pass++)
         {
-            var factory = new RequestFactory(proxy.Url, "inject", stream: i % 2 == 0, "count", sessions: 8);
-            var sample = await LoadGenerator.SendAsync(client, factory.Create(i, i), factory);
+            for (var session = 0; session < 8; session++)
+            {
+                await SendCountedAsync(warm, session, pass);
+            }
+
+            await Task.Delay(100);
+        }
+
+        var counted = await CountAsync(warm);
+        report.WarmReadRoundTripsPerRequest = counted.Reads;
+        report.WarmWriteRoundTripsPerRequest = counted.Writes;
+        report.OtherRoundTrips += counted.Other;
+        report.CountedRequests = requests;
+
+        async Task<(double Reads, double Writes, double Expiries, int Other)> CountAsync(RequestFactory factory)
+        {
+            relay.Reset();
+            for (var i = 0; i < requests; i++)
+            {
+                await SendCountedAsync(factory, i, i + 3);
+            }
+
+            // Every turn's script call seen: the writer pipelines the calls of different sessions that wait together into
+            // one round trip, so the calls are counted, not the round trips that carry them.
+            await WaitAsync(() => relay.RoundTrips.Sum(t => t.Commands.Zip(t.FirstArguments).Count(c => c is ("EVALSHA", var sha) && sha == append)) >= requests, TimeSpan.FromSeconds(30));
+            await Task.Delay(200);
+            // What a request waits on: one LRANGE to read (its HMGET and LLEN in the same batch), one EVALSHA of the
+            // append script to write. A read's two EXPIREs ride in the same batch, fire-and-forget; SE.Redis may flush
+            // them apart from the LRANGE when another caller's command interleaves, which costs no wait, so they are
+            // checked by count rather than by exchange. The cache's probes (PUBLISH) are on a timer, not per request.
+            var commands = relay.RoundTrips.SelectMany(t => t.Commands.Zip(t.FirstArguments)).Where(c => c.First is not ("PING" or "ECHO" or "PUBLISH" or "SUBSCRIBE")).ToList();
+            var reads = commands.Count(c => c.First == "LRANGE");
+            return (
+                (double)reads / requests,
+                (double)commands.Count(c => c is ("EVALSHA", var sha) && sha == append) / requests,
+                reads == 0 ? 0 : (double)commands.Count(c => c.First is "EXPIRE" or "PEXPIRE") / reads,
+                commands.Count(c => c.First is not ("LRANGE" or "HMGET" or "LLEN" or "EXPIRE" or "PEXPIRE") && !(c.First == "EVALSHA" && c.Second == append)));
+        }
+
+        async Task SendCountedAsync(RequestFactory factory, int worker, int sequence)
+        {
+            var sample = await LoadGenerator.SendAsync(client, factory.Create(worker, sequence), factory);
             if (!sample.Ok)
             {
                 throw new InvalidOperationException("a counted request failed");
             }
         }
-
-        // Every turn's script call seen: the writer pipelines the calls of different sessions that wait together into one
-        // round trip, so the calls are counted, not the round trips that carry them.
-        await WaitAsync(() => relay.RoundTrips.Sum(t => t.Commands.Zip(t.FirstArguments).Count(c => c is ("EVALSHA", var sha) && sha == append)) >= requests, TimeSpan.FromSeconds(30));
-        await Task.Delay(200);
-        // What a request waits on: one LRANGE to read, one EVALSHA of the append script to write. A read's two EXPIREs
-        // ride in the same batch, fire-and-forget; SE.Redis may flush them apart from the LRANGE when another caller's
-        // command interleaves, which costs no wait, so they are checked by count rather than by exchange.
-        var commands = relay.RoundTrips.SelectMany(t => t.Commands.Zip(t.FirstArguments)).Where(c => c.First is not ("PING" or "ECHO")).ToList();
-        var reads = commands.Count(c => c.First == "LRANGE");
-        report.ReadRoundTripsPerRequest = (double)reads / requests;
-        report.WriteRoundTripsPerRequest = (double)commands.Count(c => c is ("EVALSHA", var sha) && sha == append) / requests;
-        report.ExpiryRefreshesPerRead = reads == 0 ? 0 : (double)commands.Count(c => c.First is "EXPIRE" or "PEXPIRE") / reads;
-        report.OtherRoundTrips = commands.Count(c => c.First is not ("LRANGE" or "EXPIRE" or "PEXPIRE") && !(c.First == "EVALSHA" && c.Second == append));
-        report.CountedRequests = requests;
     }
 
     /// <summary>Redis made 10 ms away (5 ms each way) so each round trip shows in the latency.</summary>
@@ -257,6 +300,7 @@ internal static class LoadBenchmark
         Step($"delay mode: {s_delayEachWay.TotalMilliseconds} ms each way in front of Redis");
         await using var relay = RedisRelay.Start(redis);
         using var proxy = await ProxyInstance.StartAsync(upstreamUrl, relay.ConnectionString);
+        await proxy.WaitForCacheAsync();
         relay.Delay = s_delayEachWay;
         await SeedAsync(client, proxy.Url, "delay", 1);
         report.DelayRttMs = await RedisRoundTripAsync(relay.ConnectionString);
@@ -272,7 +316,10 @@ internal static class LoadBenchmark
                     continue;
                 }
 
-                var factory = new RequestFactory(proxy.Url, mode, stream, "delay", sessions: 1) { UploadPause = upload, ExpectMemory = expect, Consistency = consistency };
+                var factory = new RequestFactory(proxy.Url, mode, stream, scenario == "proxy-cold" ? "delay-cold" : "delay", sessions: 1)
+                {
+                    UploadPause = upload, ExpectMemory = expect, Consistency = consistency, SessionPerRequest = scenario == "proxy-cold",
+                };
                 var before = await proxy.StagesAsync();
                 var row = await MeasureAsync(scenario, factory, 1, proxy, client, options with { Duration = options.DelayDuration });
                 var after = await proxy.StagesAsync();

@@ -70,6 +70,38 @@ internal sealed class ProxyInstance : IDisposable
         return double.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
     }
 
+    /// <summary>The proxy's /metrics text.</summary>
+    public Task<string> MetricsAsync() => _management.GetStringAsync("/metrics");
+
+    /// <summary>One series' value (exact name with labels), NaN when absent.</summary>
+    public static double Metric(string exposition, string series)
+    {
+        foreach (var line in exposition.Split('\n'))
+        {
+            if (line.StartsWith(series + " ", StringComparison.Ordinal))
+            {
+                return double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return double.NaN;
+    }
+
+    /// <summary>Until the session cache's subscription is confirmed (it serves from then on).</summary>
+    public async Task WaitForCacheAsync()
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (Metric(await MetricsAsync(), "mnemo_cache_subscription_up") != 1)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("the session cache's subscription was not confirmed");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
     /// <summary>Sum and count of each stage histogram series, from the proxy's own /metrics.</summary>
     public async Task<Dictionary<string, (double Sum, double Count)>> StagesAsync()
     {

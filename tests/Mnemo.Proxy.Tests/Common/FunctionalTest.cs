@@ -46,6 +46,15 @@ public abstract class FunctionalTest
     protected Task<ProxyHost> StartProxyAsync(IDictionary<string, string?>? settings = null, string? redis = "", bool waitUntilReady = true) =>
         ProxyHost.StartAsync(Upstream.Url, redis == "" ? Redis.ConnectionString : redis, settings, waitUntilReady);
 
+    /// <summary>
+    /// Until the proxy's session cache serves (its invalidation subscription is confirmed, shortly after start): before
+    /// that every read goes to Redis and nothing is cached.
+    /// </summary>
+    protected static Task CacheServingAsync(ProxyHost proxy) =>
+        Eventually.TrueAsync(
+            async () => WriteBack.WriteBackTests.Metric(await proxy.Management.GetStringAsync("/metrics"), "mnemo_cache_subscription_up") == 1,
+            "the session cache to serve");
+
     /// <summary>The tenant of an API key as the contract defines it: hex of the first 16 bytes of SHA-256.</summary>
     protected static string Tenant(string apiKey) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(apiKey)).AsSpan(0, 16));

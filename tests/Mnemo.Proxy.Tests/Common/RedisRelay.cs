@@ -60,9 +60,14 @@ public sealed class RedisRelay : IAsyncDisposable
         }
     }
 
-    /// <summary>Round trips that touched data: everything but the client's heartbeats (PING, ECHO).</summary>
+    /// <summary>
+    /// Round trips that touched data: everything but the client's heartbeats (PING, ECHO) and the session cache's
+    /// subscription and its probes (SUBSCRIBE, PUBLISH: on a timer, on the subscriber connection, never per request).
+    /// </summary>
+    /// <remarks>A probe pipelined with a data command is left out of that round trip's commands.</remarks>
     public IReadOnlyList<RoundTrip> DataRoundTrips =>
-        RoundTrips.Where(r => !r.Commands.All(c => c is "PING" or "ECHO")).ToList();
+        RoundTrips.Select(static r => r.Without(static c => c is "SUBSCRIBE" or "PUBLISH"))
+            .Where(static r => r.Commands.Count > 0 && !r.Commands.All(static c => c is "PING" or "ECHO")).ToList();
 
     /// <summary>
     /// Forgets what was counted. A command sent after this starts a round trip of its own even when it is pipelined behind
@@ -370,6 +375,21 @@ public sealed class RoundTrip(long startedAt)
         var copy = new RoundTrip(StartedAt);
         copy._commands.AddRange(_commands);
         copy._arguments.AddRange(_arguments);
+        return copy;
+    }
+
+    /// <summary>A copy without the commands <paramref name="leave"/> accepts.</summary>
+    internal RoundTrip Without(Func<string, bool> leave)
+    {
+        var copy = new RoundTrip(StartedAt);
+        for (var i = 0; i < _commands.Count; i++)
+        {
+            if (!leave(_commands[i]))
+            {
+                copy.Add(_commands[i], _arguments[i]);
+            }
+        }
+
         return copy;
     }
 

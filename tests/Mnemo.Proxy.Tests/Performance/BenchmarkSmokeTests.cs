@@ -28,13 +28,17 @@ public sealed class BenchmarkSmokeTests
             var root = report.RootElement;
             Assert.That(root.GetProperty("Closed").GetArrayLength(), Is.EqualTo(12), "direct, proxy-off and proxy-memory; json and stream; concurrency 1 and 32");
             Assert.That(root.GetProperty("Open").GetArrayLength(), Is.EqualTo(6));
-            Assert.That(root.GetProperty("Delay").GetArrayLength(), Is.EqualTo(6));
+            Assert.That(root.GetProperty("Delay").GetArrayLength(), Is.EqualTo(9), "proxy-off, proxy-memory and proxy-cold; json, stream and a slow upload");
             Assert.That(root.GetProperty("Chunks").GetArrayLength(), Is.EqualTo(4));
             Assert.That(root.GetProperty("Closed").EnumerateArray().All(r => r.GetProperty("Requests").GetInt32() > 0 && r.GetProperty("Errors").GetInt32() == 0), Is.True);
-            Assert.That(root.GetProperty("ReadRoundTripsPerRequest").GetDouble(), Is.EqualTo(1.0), "counted on the wire");
+            Assert.That(root.GetProperty("ReadRoundTripsPerRequest").GetDouble(), Is.EqualTo(1.0), "a cold session's request, counted on the wire");
             Assert.That(root.GetProperty("WriteRoundTripsPerRequest").GetDouble(), Is.EqualTo(1.0));
+            Assert.That(root.GetProperty("WarmReadRoundTripsPerRequest").GetDouble(), Is.Zero, "a warm session's request reads nothing");
+            Assert.That(root.GetProperty("WarmWriteRoundTripsPerRequest").GetDouble(), Is.EqualTo(1.0));
+            Assert.That(root.GetProperty("StrictStale").GetInt32(), Is.Zero, "two replicas alternating in Strict");
+            Assert.That(root.GetProperty("HeldEntries").GetDouble(), Is.EqualTo(root.GetProperty("HeldSessions").GetInt32()), "every warm session held");
             Assert.That(root.GetProperty("StreamsCompleted").GetInt32(), Is.EqualTo(root.GetProperty("Streams").GetInt32()));
-            Assert.That(root.GetProperty("Targets").GetArrayLength(), Is.EqualTo(9));
+            Assert.That(root.GetProperty("Targets").GetArrayLength(), Is.EqualTo(15));
         }
         finally
         {
