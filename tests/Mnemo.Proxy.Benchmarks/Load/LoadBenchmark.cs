@@ -47,6 +47,25 @@ internal static class LoadBenchmark
             report.HistoryBytes = await HistoryBytesAsync(redis, "bench-0");
             Step($"history injected per memory request: {report.HistoryBytes} bytes in {HistoryTurns} turns");
 
+            if (options.OpenRate > 0)
+            {
+                // Only the open loop, at a given rate: a quick look at one load (the table's other sections stay empty).
+                foreach (var stream in new[] { false, true })
+                {
+                    foreach (var (scenario, mode, expect) in Scenarios)
+                    {
+                        var factory = new RequestFactory(scenario == "direct" ? upstreamUrl : proxy.Url, mode, stream, "bench") { ExpectMemory = expect };
+                        var row = await MeasureOpenAsync(scenario, factory, options.OpenRate, scenario == "direct" ? null : proxy, client, options);
+                        var text = await proxy.MetricsAsync();
+                        double M(string series) => ProxyInstance.Metric(text, series);
+                        Console.WriteLine(FormattableString.Invariant(
+                            $"    {scenario} {(stream ? "stream" : "json")}: p50 {row.P50:F3} ms p99 {row.P99:F3} ms errors {row.Errors} RSS {row.RssMb:F0} MB, queue after {M("mnemo_writeback_queue_depth")}; so far: cache hit {M("mnemo_cache_lookups_total{result=\"hit\"}")} miss {M("mnemo_cache_lookups_total{result=\"miss\"}")} bypass {M("mnemo_cache_lookups_total{result=\"bypass\"}")}, invalidated own_write {M("mnemo_cache_invalidations_total{reason=\"own_write\"}")} announced {M("mnemo_cache_invalidations_total{reason=\"announced\"}")} lost {M("mnemo_cache_invalidations_total{reason=\"subscription_lost\"}")}, reads {M("mnemo_redis_round_trips_total{op=\"read\"}")}"));
+                    }
+                }
+
+                return 0;
+            }
+
             foreach (var stream in new[] { false, true })
             {
                 foreach (var concurrency in new[] { 1, 32 })
@@ -478,6 +497,9 @@ internal sealed record BenchOptions
 
     public bool Smoke { get; init; }
 
+    /// <summary>When set, only the open loop at this rate (req/s).</summary>
+    public double OpenRate { get; init; }
+
     /// <summary>Seconds in all: checks that every part of the harness runs, says nothing about the numbers.</summary>
     public static BenchOptions SmokeRun { get; } = new()
     {
@@ -510,6 +532,7 @@ internal sealed record BenchOptions
                 "--tokens" => options with { Tokens = int.Parse(value, CultureInfo.InvariantCulture) },
                 "--streams" => options with { Streams = int.Parse(value, CultureInfo.InvariantCulture) },
                 "--json" => options with { JsonPath = value },
+                "--open-rate" => options with { OpenRate = double.Parse(value, CultureInfo.InvariantCulture) },
                 _ => options,
             };
         }

@@ -88,8 +88,14 @@ internal sealed class ProxyInstance : IDisposable
     }
 
     /// <summary>Until the session cache's subscription is confirmed (it serves from then on).</summary>
+    /// <remarks>Returns at once when the benchmark runs with the cache off (<c>Mnemo__Cache__Enabled=false</c> in its environment, which the proxies inherit): a comparison run.</remarks>
     public async Task WaitForCacheAsync()
     {
+        if (string.Equals(Environment.GetEnvironmentVariable("Mnemo__Cache__Enabled"), "false", StringComparison.OrdinalIgnoreCase))
+        {
+            return;
+        }
+
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (Metric(await MetricsAsync(), "mnemo_cache_subscription_up") != 1)
         {

@@ -93,6 +93,14 @@ internal sealed class Report
 
     public double HeldRssAfterMb { get; set; }
 
+    /// <summary>The proxy's managed heap (GC.GetTotalMemory, dotnet_total_memory_bytes) before and after: live objects and garbage not yet collected.</summary>
+    public double HeldManagedHeapBeforeMb { get; set; }
+
+    public double HeldManagedHeapMb { get; set; }
+
+    /// <summary>Mean bytes of one stored turn element of the held sessions.</summary>
+    public double HeldElementBytes { get; set; }
+
     public double WriteRoundTripsPerRequest { get; set; }
 
     public int OtherRoundTrips { get; set; }
@@ -163,7 +171,7 @@ internal sealed class Report
         text.AppendLine();
         text.AppendLine(Invariant($"Two replicas on one Redis alternating on one session, {Alternations} requests each way: Strict {StrictStale} stale; Replica {ReplicaStale} stale (longest {ReplicaStaleMaxAgeMs:F2} ms after the answer it lacked ended; write-back mean {ReplicaWriteBackMs:F2} ms)"));
         text.AppendLine(Invariant($"  invalidation delay (change in Redis to drop on a replica), {InvalidationSamples} announcements: p50 {InvalidationDelayP50Ms:F3} ms, p99 {InvalidationDelayP99Ms:F3} ms"));
-        text.AppendLine(Invariant($"Memory held: {HeldSessions} warm sessions of 20 turns: {HeldEntries:F0} cached, {HeldCacheBytes / 1048576:F1} MiB of a {HeldCacheLimitBytes / 1048576:F0} MiB cache; second pass read Redis {HeldSecondPassReads:F0} times; proxy RSS {HeldRssBeforeMb:F0} MB before, {HeldRssAfterMb:F0} MB after"));
+        text.AppendLine(Invariant($"Memory held: {HeldSessions} warm sessions of 20 turns: {HeldEntries:F0} cached, {HeldCacheBytes / 1048576:F1} MiB of a {HeldCacheLimitBytes / 1048576:F0} MiB cache; second pass read Redis {HeldSecondPassReads:F0} times; stored elements {HeldElementBytes:F0} B each; proxy RSS {HeldRssBeforeMb:F0} MB before, {HeldRssAfterMb:F0} MB after; managed heap {HeldManagedHeapBeforeMb:F0} MB before, {HeldManagedHeapMb:F0} MB after"));
         text.AppendLine();
         text.AppendLine($"Allocations against stream length (concurrency 1, streamed answer of 20 vs {ChunkTokens} chunks, 1 ms apart)");
         foreach (var scenario in Chunks.Select(c => c.Scenario).Distinct())

@@ -81,6 +81,45 @@ public sealed class RedisClusterTests : FunctionalTest
     }
 
     [Test]
+    public async Task SessionCache_AnnouncementsFromEveryMaster_ReachAnotherReplica_WhichDropsItsCopies()
+    {
+        var cluster = await SharedAsync();
+        await using var a = await StartProxyAsync(s_settings, redis: cluster.ConnectionString);
+        await using var b = await StartProxyAsync(s_settings, redis: cluster.ConnectionString);
+        await CacheServingAsync(a);
+        await CacheServingAsync(b);
+        var sessions = Enumerable.Range(0, 8).Select(i => $"cached-{i}").ToArray();
+        for (var turn = 1; turn <= 2; turn++)
+        {
+            foreach (var session in sessions)
+            {
+                await SendAsync(a, ProxyHost.Chat(UserTurn($"{session} question {turn}"), session: session));
+                await Eventually.ValueAsync(() => cluster.Db.ListLengthAsync(TurnsKey(session)), n => n == turn, $"{session}: turn {turn}");
+            }
+        }
+
+        var metrics = await a.Management.GetStringAsync("/metrics");
+        Assert.That(WriteBack.WriteBackTests.Metric(metrics, "mnemo_cache_lookups_total{result=\"hit\"}"), Is.EqualTo(sessions.Length), "each session's second request was served from a's cache");
+
+        foreach (var session in sessions)
+        {
+            await SendAsync(b, ProxyHost.Chat(UserTurn($"{session} question 3"), session: session));
+            await Eventually.ValueAsync(() => cluster.Db.ListLengthAsync(TurnsKey(session)), n => n == 3, $"{session}: b's turn");
+        }
+
+        await Eventually.ValueAsync(
+            () => a.Management.GetStringAsync("/metrics"),
+            m => WriteBack.WriteBackTests.Metric(m, "mnemo_cache_invalidations_total{reason=\"announced\"}") >= sessions.Length,
+            "a to drop its copy of every session, whichever master holds it");
+        foreach (var session in sessions)
+        {
+            await SendAsync(a, ProxyHost.Chat(UserTurn($"{session} question 4"), session: session));
+            Assert.That(Upstream.LastRequest.Messages().Where(m => m.Role == "user").Select(m => m.Content),
+                Is.EqualTo(Enumerable.Range(1, 4).Select(t => $"{session} question {t}")), $"{session}: a sees b's turn");
+        }
+    }
+
+    [Test]
     public async Task Store_AppendsReadsDedupesAndRefreshesExpiry_OnEveryMaster()
     {
         var cluster = await SharedAsync();
