@@ -56,6 +56,7 @@ internal sealed class FailOpenReader
             fill = cache.Begin(session);
         }
 
+        HistoryRead? got = null;
         try
         {
             if (withSummary || cache is not null)
@@ -64,7 +65,7 @@ internal sealed class FailOpenReader
                     static (state, ct) => state.Store.ReadWithSummaryAsync(state.Session, state.Count, ct),
                     (Store: _store, Session: session, Count: count),
                     cancellationToken).ConfigureAwait(false);
-                cache?.Complete(fill, session, read);
+                got = read;
                 return Result(read, withSummary, started);
             }
 
@@ -80,6 +81,11 @@ internal sealed class FailOpenReader
             var type = ex.GetType().Name;
             Log.ReadDegraded(_logger, type);
             return new ReadResult(null, Stopwatch.GetElapsedTime(started));
+        }
+        finally
+        {
+            // Also when the read failed or was abandoned: the fill's watch on the session ends.
+            cache?.Complete(fill, session, got);
         }
     }
 

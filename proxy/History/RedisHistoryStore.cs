@@ -88,8 +88,10 @@ internal sealed class RedisHistoryStore : IHistoryStore
         var database = _connection.GetDatabaseOrThrow();
         RedisKey turnsKey = RedisKeys.Turns(session), metaKey = RedisKeys.Meta(session);
         var batch = database.CreateBatch();
-        var range = batch.ListRangeAsync(turnsKey, -count, -1);
+        // The meta first: a write landing between two commands of the batch then makes the generation read older than
+        // the turns read, never newer (the session cache relies on that; it dedupes a turn it finds already there).
         var meta = batch.HashGetAsync(metaKey, s_summaryFields);
+        var range = batch.ListRangeAsync(turnsKey, -count, -1);
         var length = batch.ListLengthAsync(turnsKey);
         _ = batch.KeyExpireAsync(turnsKey, _ttl, ExpireWhen.Always, CommandFlags.FireAndForget);
         _ = batch.KeyExpireAsync(metaKey, _ttl, ExpireWhen.Always, CommandFlags.FireAndForget);

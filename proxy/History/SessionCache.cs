@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Caching.Memory;
@@ -20,9 +21,9 @@ namespace Mnemo.Proxy.History;
 /// Coherence: every write script moves the session's generation and announces it on <see cref="RedisScripts.Changes"/>
 /// (see <see cref="RedisScripts.Append"/>). An announcement of a generation the entry already holds changes nothing; one
 /// of the next generation for a turn this replica still holds as pending is its own write, which the writer applies in
-/// place (reads merge pending turns meanwhile); any other drops the entry. A fill records the stripe's version before
-/// its read and is kept only if no announcement or write of a session in that stripe came meanwhile, so a read that
-/// raced a change never installs what it read.
+/// place (reads merge pending turns meanwhile); any other drops the entry. While a read of a session is in flight its
+/// changes are watched, and the read is kept only if none newer than the generation it read came meanwhile, so a read
+/// that raced a change never installs what it read.
 /// </para>
 /// <para>
 /// The cache serves only while its subscription is confirmed: at start and after any connection failure it is cleared
@@ -39,7 +40,6 @@ namespace Mnemo.Proxy.History;
 /// </remarks>
 internal sealed class SessionCache : IHostedService, IDisposable
 {
-    private const int StripeCount = 1024;
     private const int LockCount = 64;
     private const int EntryOverhead = 256;
     private const int TurnOverhead = 96;
@@ -56,7 +56,7 @@ internal sealed class SessionCache : IHostedService, IDisposable
     private readonly MemoryCache _entries;
     private readonly TimeSpan _lifetime;
     private readonly bool _inPlace;
-    private readonly long[] _versions = new long[StripeCount];
+    private readonly ConcurrentDictionary<string, Watch> _watches = new(StringComparer.Ordinal);
     private readonly object[] _locks = new object[LockCount];
     private readonly CancellationTokenSource _stop = new();
     private readonly string _probePrefix = "probe " + Guid.NewGuid().ToString("N") + " ";
@@ -119,7 +119,10 @@ internal sealed class SessionCache : IHostedService, IDisposable
         return false;
     }
 
-    /// <summary>Taken before a read of the session is sent: <see cref="Complete"/> keeps the read only if nothing changed since.</summary>
+    /// <summary>
+    /// Taken before a read of the session is sent: the session's changes are watched until <see cref="Complete"/>, which
+    /// keeps the read only if none newer than it came meanwhile.
+    /// </summary>
     public Fill Begin(SessionKey session)
     {
         // The epoch before the state: a loss between the two shows as a new epoch at Complete.
@@ -129,23 +132,37 @@ internal sealed class SessionCache : IHostedService, IDisposable
             return default;
         }
 
-        var stripe = Stripe(session.Slot);
-        return new Fill(stripe, Volatile.Read(ref _versions[stripe]), epoch, true);
+        lock (Gate(session.Slot))
+        {
+            _watches.GetOrAdd(session.Slot, static _ => new Watch()).Fills++;
+        }
+
+        return new Fill(epoch, true);
     }
 
-    /// <summary>Caches what the read returned, unless a change of the stripe or a subscription loss came after <see cref="Begin"/>.</summary>
-    public void Complete(in Fill fill, SessionKey session, in HistoryRead read)
+    /// <summary>
+    /// Ends a fill: caches what the read returned (null: the read failed), unless a change of the session newer than the
+    /// read, or a subscription loss, came after <see cref="Begin"/>.
+    /// </summary>
+    public void Complete(in Fill fill, SessionKey session, HistoryRead? read)
     {
         if (!fill.Valid)
         {
             return;
         }
 
-        lock (_locks[fill.Stripe % LockCount])
+        var slot = session.Slot;
+        lock (Gate(slot))
         {
-            if (_serving && Interlocked.Read(ref _epoch) == fill.Epoch && _versions[fill.Stripe] == fill.Version)
+            var watch = _watches[slot];
+            if (--watch.Fills == 0)
             {
-                Put(session.Slot, read);
+                _watches.TryRemove(slot, out _);
+            }
+
+            if (read is { } got && _serving && Interlocked.Read(ref _epoch) == fill.Epoch && watch.Seen <= got.Generation)
+            {
+                Put(slot, got);
             }
         }
     }
@@ -158,16 +175,16 @@ internal sealed class SessionCache : IHostedService, IDisposable
     public void Written(Turn turn, AppendResult result)
     {
         var slot = turn.Session.Slot;
-        var stripe = Stripe(slot);
-        lock (_locks[stripe % LockCount])
+        lock (Gate(slot))
         {
-            if (Changed(slot, stripe) is not { } entry)
+            var written = result == AppendResult.Written && turn.Generation > 0;
+            if (Changed(slot, written ? turn.Generation : long.MaxValue) is not { } entry)
             {
                 return;
             }
 
             var held = entry.Read.Generation;
-            if (result == AppendResult.Written && turn.Generation > 0)
+            if (written)
             {
                 if (held >= turn.Generation)
                 {
@@ -193,10 +210,9 @@ internal sealed class SessionCache : IHostedService, IDisposable
     public void Dropped(Turn turn)
     {
         var slot = turn.Session.Slot;
-        var stripe = Stripe(slot);
-        lock (_locks[stripe % LockCount])
+        lock (Gate(slot))
         {
-            if (Changed(slot, stripe) is not null)
+            if (Changed(slot, long.MaxValue) is not null)
             {
                 Remove(slot, CacheInvalidation.OwnWrite);
             }
@@ -209,9 +225,12 @@ internal sealed class SessionCache : IHostedService, IDisposable
         LockAll();
         try
         {
-            for (var i = 0; i < _versions.Length; i++)
+            foreach (var (slot, watch) in _watches)
             {
-                _versions[i]++;
+                if (match(slot))
+                {
+                    watch.Seen = long.MaxValue;
+                }
             }
 
             foreach (var key in _entries.Keys)
@@ -267,8 +286,10 @@ internal sealed class SessionCache : IHostedService, IDisposable
                 await Task.Delay(50, stop).ConfigureAwait(false);
             }
 
-            // Any connection's failure: with RESP3 the subscription shares the interactive connection.
+            // Any connection's failure: with RESP3 the subscription shares the interactive connection. A restoration
+            // too, for a failure whose event went unseen: either way announcements may have been missed meanwhile.
             multiplexer.ConnectionFailed += (_, _) => Lose();
+            multiplexer.ConnectionRestored += (_, _) => Lose();
             var subscriber = multiplexer.GetSubscriber();
             while (!stop.IsCancellationRequested)
             {
@@ -325,7 +346,7 @@ internal sealed class SessionCache : IHostedService, IDisposable
                     Interlocked.Exchange(ref _probeSeen, Stopwatch.GetTimestamp());
                     if (!_serving)
                     {
-                        Up();
+                        Up(nonce);
                     }
                 }
 
@@ -357,10 +378,9 @@ internal sealed class SessionCache : IHostedService, IDisposable
 
     private void Announced(string slot, long generation, ReadOnlySpan<char> turnId)
     {
-        var stripe = Stripe(slot);
-        lock (_locks[stripe % LockCount])
+        lock (Gate(slot))
         {
-            if (Changed(slot, stripe) is not { } entry)
+            if (Changed(slot, generation == 0 ? long.MaxValue : generation) is not { } entry)
             {
                 return;
             }
@@ -384,12 +404,17 @@ internal sealed class SessionCache : IHostedService, IDisposable
     }
 
     /// <summary>
-    /// Under the stripe's lock: a change of the session is coming in, so a fill begun before it must not be kept (the
-    /// stripe's version moves); returns the session's entry, if held.
+    /// Under the session's lock: a change of the session to <paramref name="generation"/> (<see cref="long.MaxValue"/>:
+    /// unknown, or an erasure) is coming in, so a fill whose read is older must not be kept; returns the session's entry,
+    /// if held.
     /// </summary>
-    private Entry? Changed(string slot, int stripe)
+    private Entry? Changed(string slot, long generation)
     {
-        Volatile.Write(ref _versions[stripe], _versions[stripe] + 1);
+        if (_watches.TryGetValue(slot, out var watch) && generation > watch.Seen)
+        {
+            watch.Seen = generation;
+        }
+
         return _entries.TryGetValue(slot, out Entry? entry) ? entry : null;
     }
 
@@ -408,13 +433,27 @@ internal sealed class SessionCache : IHostedService, IDisposable
         return false;
     }
 
+    /// <remarks>
+    /// Under every lock, as <see cref="Up"/> is: a confirmation racing a loss either comes first (and the loss
+    /// then turns the cache off) or finds its probe outdated.
+    /// </remarks>
     private void Lose()
     {
-        var was = _serving;
-        _serving = false;
-        Interlocked.Increment(ref _epoch);
-        Interlocked.Exchange(ref _lostAt, Interlocked.Increment(ref _probe));
-        _metrics.CacheSubscription(false);
+        bool was;
+        LockAll();
+        try
+        {
+            was = _serving;
+            _serving = false;
+            Interlocked.Increment(ref _epoch);
+            Interlocked.Exchange(ref _lostAt, Interlocked.Increment(ref _probe));
+            _metrics.CacheSubscription(false);
+        }
+        finally
+        {
+            UnlockAll();
+        }
+
         var dropped = Clear();
         if (dropped > 0)
         {
@@ -427,21 +466,27 @@ internal sealed class SessionCache : IHostedService, IDisposable
         }
     }
 
-    private void Up()
+    /// <summary>A probe published after the last loss came back: the subscription works from before that probe on.</summary>
+    private void Up(long nonce)
     {
         LockAll();
         try
         {
+            if (nonce <= Interlocked.Read(ref _lostAt))
+            {
+                return;
+            }
+
             // Nothing is filled while bypassed; cleared again for whatever a fill racing the loss put back.
             Clear();
             _serving = true;
+            _metrics.CacheSubscription(true);
         }
         finally
         {
             UnlockAll();
         }
 
-        _metrics.CacheSubscription(true);
         Log.CacheUp(_logger);
     }
 
@@ -478,6 +523,15 @@ internal sealed class SessionCache : IHostedService, IDisposable
     private HistoryRead Appended(in HistoryRead read, StoredTurn turn, long generation)
     {
         var turns = read.Turns;
+        // A read can hold the turn already (its generation is read before its turns, so it may be older than they are).
+        for (var i = turns.Length - 1; i >= 0; i--)
+        {
+            if (turns[i].Id.SequenceEqual(turn.Id))
+            {
+                return read with { Generation = generation };
+            }
+        }
+
         var keep = Math.Max(0, Math.Min(turns.Length, WindowTurns - 1));
         var next = new StoredTurn[keep + 1];
         Array.Copy(turns, turns.Length - keep, next, 0, keep);
@@ -485,7 +539,7 @@ internal sealed class SessionCache : IHostedService, IDisposable
         return read with { Turns = next, Length = read.Length + 1, Generation = generation };
     }
 
-    private static int Stripe(string slot) => (int)((uint)StringComparer.Ordinal.GetHashCode(slot) % StripeCount);
+    private object Gate(string slot) => _locks[(uint)StringComparer.Ordinal.GetHashCode(slot) % LockCount];
 
     private void LockAll()
     {
@@ -503,8 +557,15 @@ internal sealed class SessionCache : IHostedService, IDisposable
         }
     }
 
-    /// <summary>What <see cref="Begin"/> saw: the stripe's version and the subscription's epoch.</summary>
-    internal readonly record struct Fill(int Stripe, long Version, long Epoch, bool Valid);
+    /// <summary>What <see cref="Begin"/> saw: the subscription's epoch.</summary>
+    internal readonly record struct Fill(long Epoch, bool Valid);
+
+    /// <summary>A session being filled: how many reads of it are in flight, and the newest change seen meanwhile.</summary>
+    private sealed class Watch
+    {
+        public int Fills;
+        public long Seen;
+    }
 
     private sealed record Entry(HistoryRead Read);
 }

@@ -39,6 +39,20 @@ internal static class LoadBenchmark
         report.RedisRttMs = await RedisRoundTripAsync(redis);
         Step($"loopback Redis round trip (PING, p50): {report.RedisRttMs:F3} ms");
 
+        if (options.HeldOnly)
+        {
+            // Only the memory-held step (its sessions copy the seeded bench-0's turns).
+            using (var seeder = await ProxyInstance.StartAsync(upstreamUrl, redis.ConnectionString))
+            {
+                await SeedAsync(client, seeder.Url, "bench", 1);
+            }
+
+            await CacheBenchmark.MemoryHeldAsync(report, redis, upstreamUrl, client, options, "bench-0");
+            Console.WriteLine(FormattableString.Invariant(
+                $"held {report.HeldEntries} of {report.HeldSessions}, {report.HeldCacheBytes / 1048576:F1} MiB of {report.HeldCacheLimitBytes / 1048576:F0} MiB, second pass reads {report.HeldSecondPassReads}, RSS {report.HeldRssBeforeMb:F0} -> {report.HeldRssAfterMb:F0} MB, managed heap {report.HeldManagedHeapMb:F0} MB"));
+            return 0;
+        }
+
         using (var proxy = await ProxyInstance.StartAsync(upstreamUrl, redis.ConnectionString))
         {
             await proxy.WaitForCacheAsync();
@@ -497,6 +511,9 @@ internal sealed record BenchOptions
 
     public bool Smoke { get; init; }
 
+    /// <summary>Only the memory-held step.</summary>
+    public bool HeldOnly { get; init; }
+
     /// <summary>When set, only the open loop at this rate (req/s).</summary>
     public double OpenRate { get; init; }
 
@@ -520,6 +537,7 @@ internal sealed record BenchOptions
     public static BenchOptions Parse(string[] args)
     {
         var options = args.Contains("--smoke") ? SmokeRun : new BenchOptions();
+        options = options with { HeldOnly = args.Contains("--held") };
         for (var i = 0; i < args.Length - 1; i++)
         {
             var value = args[i + 1];

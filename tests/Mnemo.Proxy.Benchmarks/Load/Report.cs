@@ -137,7 +137,7 @@ internal sealed class Report
         text.AppendLine($"Open loop, fixed rate, latency from the scheduled send time");
         Table(text, Open, open: true);
         text.AppendLine();
-        text.AppendLine($"Redis round trips per memory request, counted on the wire over {CountedRequests} requests each: cold session read {ReadRoundTripsPerRequest:F2} (LRANGE with HMGET and LLEN in one batch; EXPIREs per read {ExpiryRefreshesPerRead:F2}, fire-and-forget), write {WriteRoundTripsPerRequest:F2} (EVALSHA); warm session read {WarmReadRoundTripsPerRequest:F2}, write {WarmWriteRoundTripsPerRequest:F2}; other commands {OtherRoundTrips}");
+        text.AppendLine($"Redis round trips per memory request, counted on the wire over {CountedRequests} requests each: cold session read {ReadRoundTripsPerRequest:F2} (HMGET, LRANGE and LLEN in one batch; EXPIREs per read {ExpiryRefreshesPerRead:F2}, fire-and-forget), write {WriteRoundTripsPerRequest:F2} (EVALSHA); warm session read {WarmReadRoundTripsPerRequest:F2}, write {WarmWriteRoundTripsPerRequest:F2}; other commands {OtherRoundTrips}");
         text.AppendLine();
         text.AppendLine($"Delay mode: Redis behind a relay adding 5 ms each way (measured round trip p50 {DelayRttMs:F1} ms), concurrency 1");
         foreach (var variant in Delay.Select(d => d.Variant).Distinct())

@@ -3,8 +3,8 @@ namespace Mnemo.Proxy.Tests.Common;
 /// <summary>What a memory request sends to Redis, as <see cref="RoundTrip.ToString"/> shows it.</summary>
 internal static class RoundTripShapes
 {
-    /// <summary>A history read: the window, the meta fields (summary, generation) and the length, with the expiry refreshes, in one batch.</summary>
-    public const string Read = "LRANGE+HMGET+LLEN+EXPIRE+EXPIRE";
+    /// <summary>A history read: the meta fields (summary, generation), the window and the length, with the expiry refreshes, in one batch.</summary>
+    public const string Read = "HMGET+LRANGE+LLEN+EXPIRE+EXPIRE";
 
     /// <summary>A turn's write: one call of the append script.</summary>
     public const string Write = "EVALSHA";
