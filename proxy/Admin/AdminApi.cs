@@ -301,10 +301,11 @@ internal sealed partial class AdminApi
     {
         // The local turns first: from now on no read on this replica shows them and the writer lets them go; one already
         // on its way to Redis is refused by the tombstone the erasure leaves there.
-        var queued = _writer.Erase(slot => string.Equals(slot, session.Slot, StringComparison.Ordinal));
+        var match = (string slot) => string.Equals(slot, session.Slot, StringComparison.Ordinal);
+        var queued = _writer.Erase(match);
         var erased = await _store.EraseAsync(session, context.RequestAborted).ConfigureAwait(false);
         // Then this replica's cached copy, at once (every other replica drops its copy on the erasure's announcement).
-        _cache?.Erase(slot => string.Equals(slot, session.Slot, StringComparison.Ordinal));
+        _cache?.Erase(match);
         Audit("erase_session", session.Tenant, erased ? 1 : 0, "ok");
         await JsonAsync(context, StatusCodes.Status200OK, (session, erased, queued), static (writer, state) =>
         {
@@ -319,9 +320,10 @@ internal sealed partial class AdminApi
     {
         var started = Stopwatch.GetTimestamp();
         var prefix = tenant + ":";
-        var queued = _writer.Erase(slot => slot.StartsWith(prefix, StringComparison.Ordinal));
+        var match = (string slot) => slot.StartsWith(prefix, StringComparison.Ordinal);
+        var queued = _writer.Erase(match);
         var result = await _store.EraseTenantAsync(tenant, context.RequestAborted).ConfigureAwait(false);
-        _cache?.Erase(slot => slot.StartsWith(prefix, StringComparison.Ordinal));
+        _cache?.Erase(match);
         var elapsed = Stopwatch.GetElapsedTime(started);
         Audit("erase_tenant", tenant, result.Sessions, "ok");
         await JsonAsync(context, StatusCodes.Status200OK, (tenant, result, queued, elapsed), static (writer, state) =>

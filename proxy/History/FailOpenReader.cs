@@ -13,16 +13,16 @@ internal sealed class FailOpenReader
     private readonly ResiliencePipeline _pipeline;
     private readonly ILogger<FailOpenReader> _logger;
     private readonly SessionCache? _cache;
-    private readonly MnemoMetrics? _metrics;
+    private readonly MnemoMetrics _metrics;
 
     public FailOpenReader(
-        IHistoryStore store, RedisPipelines pipelines, ILogger<FailOpenReader> logger, SessionCache? cache = null, MnemoMetrics? metrics = null)
+        IHistoryStore store, RedisPipelines pipelines, ILogger<FailOpenReader> logger, MnemoMetrics metrics, SessionCache? cache = null)
     {
         _store = store;
         _pipeline = pipelines.Read;
         _logger = logger;
-        _cache = metrics is null ? null : cache;
         _metrics = metrics;
+        _cache = cache;
     }
 
     /// <summary>Only the caller's cancellation (the client went away) escapes as an exception.</summary>
@@ -41,16 +41,16 @@ internal sealed class FailOpenReader
         {
             if (strict || !cache.Serving)
             {
-                _metrics!.CacheLookup(CacheLookup.Bypass);
+                _metrics.CacheLookup(CacheLookup.Bypass);
             }
             else if (cache.TryGet(session, out var cached))
             {
-                _metrics!.CacheLookup(CacheLookup.Hit);
+                _metrics.CacheLookup(CacheLookup.Hit);
                 return Result(cached, withSummary, started);
             }
             else
             {
-                _metrics!.CacheLookup(CacheLookup.Miss);
+                _metrics.CacheLookup(CacheLookup.Miss);
             }
 
             fill = cache.Begin(session);

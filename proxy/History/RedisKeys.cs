@@ -15,6 +15,21 @@ internal static class RedisKeys
 
     public static RedisKey Meta(SessionKey session) => string.Concat(Prefix + "{", session.Slot, "}:meta");
 
+    /// <summary>The session's slot (<c>tenant:session</c>) from its meta key, as <see cref="Meta"/> makes it.</summary>
+    public static bool TryMetaSlot(ReadOnlySpan<char> key, out string slot)
+    {
+        const string Head = Prefix + "{";
+        const string Tail = "}:meta";
+        if (key.Length > Head.Length + Tail.Length && key.StartsWith(Head, StringComparison.Ordinal) && key.EndsWith(Tail, StringComparison.Ordinal))
+        {
+            slot = key[Head.Length..^Tail.Length].ToString();
+            return true;
+        }
+
+        slot = "";
+        return false;
+    }
+
     /// <summary>SCAN pattern of every key of a tenant's sessions (the tenant's characters are never glob syntax).</summary>
     public static string TenantPattern(string tenant) => string.Concat(Prefix + "{", tenant, ":*");
 

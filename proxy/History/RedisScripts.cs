@@ -31,7 +31,8 @@ internal static class RedisScripts
     /// HSETNX is the first command that can be refused for lack of memory; Redis 7 fixes the out-of-memory state when a
     /// script starts, so either it is refused and nothing is written, or every write of the script goes through.
     /// </remarks>
-    public const string Append = """
+    public const string Append = Announcing + """
+
         local erased = redis.call('HGET', KEYS[2], 'e')
         if erased and tonumber(ARGV[6]) <= tonumber(erased) then return {2, 0} end
         if redis.call('HSETNX', KEYS[2], 'i:' .. ARGV[1], 1) == 0 then
@@ -65,12 +66,7 @@ internal static class RedisScripts
         end
         redis.call('PEXPIRE', KEYS[1], ARGV[4])
         redis.call('PEXPIRE', KEYS[2], ARGV[4])
-        local now = redis.call('TIME')
-        local at = now[1] .. string.format('%06d', tonumber(now[2]))
-        if not redis.call('HGET', KEYS[2], 'g') then redis.call('HSET', KEYS[2], 'g', at) end
-        local g = string.format('%.0f', redis.call('HINCRBY', KEYS[2], 'g', 1))
-        redis.call('PUBLISH', 'mnemo:v1:changes', g .. ' ' .. ARGV[1] .. ' ' .. at .. ' ' .. KEYS[2])
-        return {1, g, pushed}
+        return {1, announce(ARGV[1]), pushed}
         """;
 
     /// <summary>
@@ -79,6 +75,25 @@ internal static class RedisScripts
     /// replica would have to subscribe to every slot's channel on every shard); on a cluster Redis carries it to every node.
     /// </summary>
     public const string Changes = "mnemo:v1:changes";
+
+    /// <summary>
+    /// Lua functions the write scripts share (KEYS[2] is the session's meta): <c>micros(time)</c>, a <c>TIME</c> reply in
+    /// microseconds as a string; <c>announce(id)</c>, which moves the generation (meta <c>g</c>, started from the clock
+    /// when absent), publishes the change of turn <c>id</c> (<c>-</c>: not a turn) on <see cref="Changes"/> and returns
+    /// the new generation as a string.
+    /// </summary>
+    private const string Announcing = """
+        local function micros(now) return now[1] .. string.format('%06d', tonumber(now[2])) end
+        local function announce(id)
+          local at = micros(redis.call('TIME'))
+          if not redis.call('HGET', KEYS[2], 'g') then redis.call('HSET', KEYS[2], 'g', at) end
+          local g = string.format('%.0f', redis.call('HINCRBY', KEYS[2], 'g', 1))
+          redis.call('PUBLISH', '
+        """ + Changes + """
+        ', g .. ' ' .. id .. ' ' .. at .. ' ' .. KEYS[2])
+          return g
+        end
+        """;
 
     /// <summary>
     /// KEYS: turns, meta. ARGV: clock-skew allowance (ms), tombstone ttl (ms). Deletes the session's turns and meta and
@@ -91,7 +106,8 @@ internal static class RedisScripts
     /// In the meta hash rather than a key of its own: every key a script names must be on the node that runs it, and a
     /// third key, absent nearly always, would make each append during a cluster slot migration a TRYAGAIN.
     /// </remarks>
-    public const string Erase = """
+    public const string Erase = Announcing + """
+
         local now = redis.call('TIME')
         local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[1])
         local had = redis.call('EXISTS', KEYS[1]) + redis.call('HEXISTS', KEYS[2], 'n')
@@ -100,7 +116,9 @@ internal static class RedisScripts
         redis.call('DEL', KEYS[1], KEYS[2])
         redis.call('HSET', KEYS[2], 'e', at)
         redis.call('PEXPIRE', KEYS[2], ARGV[2])
-        redis.call('PUBLISH', 'mnemo:v1:changes', '0 - ' .. now[1] .. string.format('%06d', tonumber(now[2])) .. ' ' .. KEYS[2])
+        redis.call('PUBLISH', '
+        """ + Changes + """
+        ', '0 - ' .. micros(now) .. ' ' .. KEYS[2])
         if had > 0 then return 1 end
         return 0
         """;
@@ -115,7 +133,8 @@ internal static class RedisScripts
     /// <remarks>
     /// It scans the list for the covered id: a background call, once per summary, over a list bounded by the hard cap.
     /// </remarks>
-    public const string WriteSummary = """
+    public const string WriteSummary = Announcing + """
+
         local current = redis.call('HGET', KEYS[2], 'sid') or ''
         if current ~= ARGV[1] then return 0 end
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -131,11 +150,7 @@ internal static class RedisScripts
         redis.call('HSET', KEYS[2], 's', ARGV[3], 'sid', ARGV[2], 'st', ARGV[4], 'c', covered)
         redis.call('PEXPIRE', KEYS[1], ARGV[5])
         redis.call('PEXPIRE', KEYS[2], ARGV[5])
-        local now = redis.call('TIME')
-        local at = now[1] .. string.format('%06d', tonumber(now[2]))
-        if not redis.call('HGET', KEYS[2], 'g') then redis.call('HSET', KEYS[2], 'g', at) end
-        local g = string.format('%.0f', redis.call('HINCRBY', KEYS[2], 'g', 1))
-        redis.call('PUBLISH', 'mnemo:v1:changes', g .. ' - ' .. at .. ' ' .. KEYS[2])
+        announce('-')
         return 1
         """;
 }

@@ -360,7 +360,7 @@ internal sealed class SessionCache : IHostedService, IDisposable
             if (third <= second
                 || !long.TryParse(span[..first], NumberStyles.None, CultureInfo.InvariantCulture, out var generation)
                 || !long.TryParse(span[(second + 1)..third], NumberStyles.None, CultureInfo.InvariantCulture, out var changedUs)
-                || !TrySlot(span[(third + 1)..], out var slot))
+                || !RedisKeys.TryMetaSlot(span[(third + 1)..], out var slot))
             {
                 Log.CacheBadAnnouncement(_logger);
                 return;
@@ -416,21 +416,6 @@ internal sealed class SessionCache : IHostedService, IDisposable
         }
 
         return _entries.TryGetValue(slot, out Entry? entry) ? entry : null;
-    }
-
-    /// <summary>The session's slot (<c>tenant:session</c>) from its meta key <c>mnemo:v1:{slot}:meta</c>.</summary>
-    private static bool TrySlot(ReadOnlySpan<char> key, out string slot)
-    {
-        const string Head = RedisKeys.Prefix + "{";
-        const string Tail = "}:meta";
-        if (key.Length > Head.Length + Tail.Length && key.StartsWith(Head, StringComparison.Ordinal) && key.EndsWith(Tail, StringComparison.Ordinal))
-        {
-            slot = key[Head.Length..^Tail.Length].ToString();
-            return true;
-        }
-
-        slot = "";
-        return false;
     }
 
     /// <remarks>

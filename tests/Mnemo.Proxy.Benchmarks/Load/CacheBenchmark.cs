@@ -140,7 +140,7 @@ internal static class CacheBenchmark
         using var proxy = await ProxyInstance.StartAsync(upstreamUrl, redis.ConnectionString, $"--Mnemo:Cache:SizeLimit={Limit}");
         await proxy.WaitForCacheAsync();
         report.HeldRssBeforeMb = proxy.RssMb;
-        report.HeldManagedHeapBeforeMb = ProxyInstance.Metric(await proxy.MetricsAsync(), "dotnet_total_memory_bytes") / 1048576;
+        report.HeldManagedHeapBeforeMb = MetricText.Value(await proxy.MetricsAsync(), "dotnet_total_memory_bytes") / 1048576;
 
         var tenant = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(RequestFactory.ApiKey)).AsSpan(0, 16));
         var template = await redis.Db.ListRangeAsync($"mnemo:v1:{{{tenant}:{templateSession}}}:turns", -Turns, -1);
@@ -165,16 +165,16 @@ internal static class CacheBenchmark
         var factory = new RequestFactory(proxy.Url, "inject", stream: false, "held", sessions);
         await PassAsync(client, factory, sessions, 0);
         await Task.Delay(1000);
-        var before = ProxyInstance.Metric(await proxy.MetricsAsync(), "mnemo_redis_round_trips_total{op=\"read\"}");
+        var before = MetricText.Value(await proxy.MetricsAsync(), "mnemo_redis_round_trips_total{op=\"read\"}");
         await PassAsync(client, factory, sessions, 1);
         var metrics = await proxy.MetricsAsync();
         report.HeldSessions = sessions;
-        report.HeldSecondPassReads = ProxyInstance.Metric(metrics, "mnemo_redis_round_trips_total{op=\"read\"}") - before;
-        report.HeldEntries = ProxyInstance.Metric(metrics, "mnemo_cache_entries");
-        report.HeldCacheBytes = ProxyInstance.Metric(metrics, "mnemo_cache_bytes");
+        report.HeldSecondPassReads = MetricText.Value(metrics, "mnemo_redis_round_trips_total{op=\"read\"}") - before;
+        report.HeldEntries = MetricText.Value(metrics, "mnemo_cache_entries");
+        report.HeldCacheBytes = MetricText.Value(metrics, "mnemo_cache_bytes");
         report.HeldCacheLimitBytes = Limit;
         report.HeldRssAfterMb = proxy.RssMb;
-        report.HeldManagedHeapMb = ProxyInstance.Metric(metrics, "dotnet_total_memory_bytes") / 1048576;
+        report.HeldManagedHeapMb = MetricText.Value(metrics, "dotnet_total_memory_bytes") / 1048576;
         report.HeldElementBytes = template.Length == 0 ? 0 : template.Average(t => ((byte[])t!).Length);
     }
 

@@ -71,7 +71,7 @@ internal static class LoadBenchmark
                         var factory = new RequestFactory(scenario == "direct" ? upstreamUrl : proxy.Url, mode, stream, "bench") { ExpectMemory = expect };
                         var row = await MeasureOpenAsync(scenario, factory, options.OpenRate, scenario == "direct" ? null : proxy, client, options);
                         var text = await proxy.MetricsAsync();
-                        double M(string series) => ProxyInstance.Metric(text, series);
+                        double M(string series) => MetricText.Value(text, series);
                         Console.WriteLine(FormattableString.Invariant(
                             $"    {scenario} {(stream ? "stream" : "json")}: p50 {row.P50:F3} ms p99 {row.P99:F3} ms errors {row.Errors} RSS {row.RssMb:F0} MB, queue after {M("mnemo_writeback_queue_depth")}; so far: cache hit {M("mnemo_cache_lookups_total{result=\"hit\"}")} miss {M("mnemo_cache_lookups_total{result=\"miss\"}")} bypass {M("mnemo_cache_lookups_total{result=\"bypass\"}")}, invalidated own_write {M("mnemo_cache_invalidations_total{reason=\"own_write\"}")} announced {M("mnemo_cache_invalidations_total{reason=\"announced\"}")} lost {M("mnemo_cache_invalidations_total{reason=\"subscription_lost\"}")}, reads {M("mnemo_redis_round_trips_total{op=\"read\"}")}"));
                     }

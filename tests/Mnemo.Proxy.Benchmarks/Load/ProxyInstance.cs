@@ -73,20 +73,6 @@ internal sealed class ProxyInstance : IDisposable
     /// <summary>The proxy's /metrics text.</summary>
     public Task<string> MetricsAsync() => _management.GetStringAsync("/metrics");
 
-    /// <summary>One series' value (exact name with labels), NaN when absent.</summary>
-    public static double Metric(string exposition, string series)
-    {
-        foreach (var line in exposition.Split('\n'))
-        {
-            if (line.StartsWith(series + " ", StringComparison.Ordinal))
-            {
-                return double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
-            }
-        }
-
-        return double.NaN;
-    }
-
     /// <summary>Until the session cache's subscription is confirmed (it serves from then on).</summary>
     /// <remarks>Returns at once when the benchmark runs with the cache off (<c>Mnemo__Cache__Enabled=false</c> in its environment, which the proxies inherit): a comparison run.</remarks>
     public async Task WaitForCacheAsync()
@@ -97,7 +83,7 @@ internal sealed class ProxyInstance : IDisposable
         }
 
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (Metric(await MetricsAsync(), "mnemo_cache_subscription_up") != 1)
+        while (MetricText.Value(await MetricsAsync(), "mnemo_cache_subscription_up") != 1)
         {
             if (DateTime.UtcNow > deadline)
             {

@@ -55,6 +55,22 @@ public abstract class FunctionalTest
             async () => WriteBack.WriteBackTests.Metric(await proxy.Management.GetStringAsync("/metrics"), "mnemo_cache_subscription_up") == 1,
             "the session cache to serve");
 
+    /// <summary>A proxy whose session cache serves (see <see cref="CacheServingAsync"/>).</summary>
+    protected async Task<ProxyHost> ServingProxyAsync(IDictionary<string, string?>? settings = null, string? redis = "")
+    {
+        var proxy = await StartProxyAsync(settings, redis);
+        try
+        {
+            await CacheServingAsync(proxy);
+            return proxy;
+        }
+        catch
+        {
+            await proxy.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary>The tenant of an API key as the contract defines it: hex of the first 16 bytes of SHA-256.</summary>
     protected static string Tenant(string apiKey) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(apiKey)).AsSpan(0, 16));

@@ -105,8 +105,7 @@ public sealed class OpenAIChatSdkTests : FunctionalTest
     public async Task EachSdkRequest_ReadsOnceWhenNotCached_NeverWhenCached_AndWritesOnce(bool stream)
     {
         await using var relay = RedisRelay.StartCounting(Redis);
-        await using var proxy = await StartProxyAsync(RedisRelay.PatientReads, redis: relay.ConnectionString);
-        await CacheServingAsync(proxy);
+        await using var proxy = await ServingProxyAsync(RedisRelay.PatientReads, redis: relay.ConnectionString);
         using var sdk = Sdk(proxy, "sdk-trips");
         var options = new ChatCompletionOptions { Tools = { s_weather } };
         string? callId = null;

@@ -84,10 +84,8 @@ public sealed class RedisClusterTests : FunctionalTest
     public async Task SessionCache_AnnouncementsFromEveryMaster_ReachAnotherReplica_WhichDropsItsCopies()
     {
         var cluster = await SharedAsync();
-        await using var a = await StartProxyAsync(s_settings, redis: cluster.ConnectionString);
-        await using var b = await StartProxyAsync(s_settings, redis: cluster.ConnectionString);
-        await CacheServingAsync(a);
-        await CacheServingAsync(b);
+        await using var a = await ServingProxyAsync(s_settings, redis: cluster.ConnectionString);
+        await using var b = await ServingProxyAsync(s_settings, redis: cluster.ConnectionString);
         var sessions = Enumerable.Range(0, 8).Select(i => $"cached-{i}").ToArray();
         for (var turn = 1; turn <= 2; turn++)
         {

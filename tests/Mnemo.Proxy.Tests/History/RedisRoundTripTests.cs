@@ -16,8 +16,7 @@ public sealed class RedisRoundTripTests : FunctionalTest
     public async Task EachMemoryRequest_ReadsOnceWhenNotCached_NeverWhenCached_AndWritesOnce()
     {
         await using var relay = RedisRelay.StartCounting(Redis);
-        await using var proxy = await StartProxyAsync(RedisRelay.PatientReads, redis: relay.ConnectionString);
-        await CacheServingAsync(proxy);
+        await using var proxy = await ServingProxyAsync(RedisRelay.PatientReads, redis: relay.ConnectionString);
 
         for (var turn = 1; turn <= 4; turn++)
         {

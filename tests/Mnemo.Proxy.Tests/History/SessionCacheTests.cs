@@ -16,8 +16,7 @@ public sealed class SessionCacheTests : FunctionalTest
     public async Task WarmSession_IsServedWithoutAReadRoundTrip_AndEveryTurnIsInIt()
     {
         await using var relay = RedisRelay.Start(Redis);
-        await using var proxy = await StartProxyAsync(redis: relay.ConnectionString);
-        await SubscribedAsync(proxy);
+        await using var proxy = await ServingProxyAsync(redis: relay.ConnectionString);
 
         // The first request reads Redis (an empty session) and caches what it read; the write of its turn, the session's
         // only one, is applied to that copy; from then on no request of the session reads Redis.
@@ -44,10 +43,8 @@ public sealed class SessionCacheTests : FunctionalTest
     [Test]
     public async Task AnotherReplicasWrite_DropsTheCopy_AndTheNextRequestSeesIt()
     {
-        await using var a = await StartProxyAsync();
-        await using var b = await StartProxyAsync();
-        await SubscribedAsync(a);
-        await SubscribedAsync(b);
+        await using var a = await ServingProxyAsync();
+        await using var b = await ServingProxyAsync();
         await WarmAsync(a, "s", 0);
 
         await AskAsync(b, "s", 3);
@@ -65,10 +62,8 @@ public sealed class SessionCacheTests : FunctionalTest
     public async Task TwoReplicasAlternating_Strict_NeverServeAStaleWindow()
     {
         var strict = new Dictionary<string, string?> { ["Mnemo:Memory:Consistency"] = "Strict", ["Mnemo:Memory:MaxContextTurns"] = "4" };
-        await using var a = await StartProxyAsync(strict);
-        await using var b = await StartProxyAsync(strict);
-        await SubscribedAsync(a);
-        await SubscribedAsync(b);
+        await using var a = await ServingProxyAsync(strict);
+        await using var b = await ServingProxyAsync(strict);
         const int Alternations = 1000;
         var stale = 0;
         for (var i = 0; i < Alternations; i++)
@@ -89,10 +84,8 @@ public sealed class SessionCacheTests : FunctionalTest
     {
         // A short clock-skew allowance: the tombstone refuses turns answered up to then.
         var settings = AdminApiClient.Settings(("Mnemo:Admin:ClockSkew", "00:00:00.200"));
-        await using var a = await StartProxyAsync(settings);
-        await using var b = await StartProxyAsync(settings);
-        await SubscribedAsync(a);
-        await SubscribedAsync(b);
+        await using var a = await ServingProxyAsync(settings);
+        await using var b = await ServingProxyAsync(settings);
         var path = $"/admin/v1/tenants/{Tenant(ApiKey)}/sessions/s";
 
         await WarmAsync(a, "s", 0);
@@ -133,10 +126,8 @@ public sealed class SessionCacheTests : FunctionalTest
     [Test]
     public async Task LostSubscription_ClearsAndBypassesTheCache_UntilItIsConfirmedAgain()
     {
-        await using var a = await StartProxyAsync();
-        await using var b = await StartProxyAsync();
-        await SubscribedAsync(a);
-        await SubscribedAsync(b);
+        await using var a = await ServingProxyAsync();
+        await using var b = await ServingProxyAsync();
         await WarmAsync(a, "s", 0);
 
         // Every subscriber connection is cut: an announcement made before a subscription is back reaches no one (SE.Redis
@@ -152,7 +143,7 @@ public sealed class SessionCacheTests : FunctionalTest
         await AskAsync(a, "s", 4);
         Assert.That(UserMessages(), Is.EqualTo(new[] { "q0", "q1", "q2", "q3", "q4" }), "a does not serve its old copy");
 
-        await SubscribedAsync(a);
+        await CacheServingAsync(a);
         await WaitForTurnsAsync("s", 5);
         await AskAsync(a, "s", 5);
         await WaitForTurnsAsync("s", 6);
@@ -165,15 +156,14 @@ public sealed class SessionCacheTests : FunctionalTest
     [Test]
     public async Task RedisRestart_ClearsTheCache_AndTheRestartedSessionIsNotServedFromTheOldCopy()
     {
-        await using var a = await StartProxyAsync();
-        await SubscribedAsync(a);
+        await using var a = await ServingProxyAsync();
         await WarmAsync(a, "s", 0);
 
         // Redis comes back empty (no persistence in the tests): the session's keys are gone.
         await Redis.StopAsync();
         await Eventually.ValueAsync(() => MetricsAsync(a), m => WriteBackTests.Metric(m, "mnemo_cache_subscription_up") == 0, "the subscription to be reported down");
         await Redis.StartAsync(CancellationToken.None);
-        await SubscribedAsync(a);
+        await CacheServingAsync(a);
         await AskAsync(a, "s", 3);
         Assert.That(UserMessages(), Is.EqualTo(new[] { "q3" }), "nothing of the session that Redis lost");
     }
@@ -181,8 +171,7 @@ public sealed class SessionCacheTests : FunctionalTest
     [Test]
     public async Task Entries_ExpireWithTheirKeys()
     {
-        await using var a = await StartProxyAsync(new Dictionary<string, string?> { ["Mnemo:Memory:Ttl"] = "00:00:02" });
-        await SubscribedAsync(a);
+        await using var a = await ServingProxyAsync(new Dictionary<string, string?> { ["Mnemo:Memory:Ttl"] = "00:00:02" });
         await WarmAsync(a, "s", 0);
         await Eventually.TrueAsync(async () => !await Redis.Db.KeyExistsAsync(TurnsKey("s")), "the session's keys to expire", TimeSpan.FromSeconds(5));
         await AskAsync(a, "s", 3);
@@ -193,8 +182,7 @@ public sealed class SessionCacheTests : FunctionalTest
     public async Task SizeLimit_BoundsTheBytesHeld()
     {
         const long Limit = 1024 * 1024;
-        await using var a = await StartProxyAsync(new Dictionary<string, string?> { ["Mnemo:Cache:SizeLimit"] = Limit.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-        await SubscribedAsync(a);
+        await using var a = await ServingProxyAsync(new Dictionary<string, string?> { ["Mnemo:Cache:SizeLimit"] = Limit.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         var big = new string('x', 30_000);
         for (var round = 0; round < 2; round++)
         {
@@ -233,7 +221,4 @@ public sealed class SessionCacheTests : FunctionalTest
         [.. Upstream.LastRequest.Messages().Where(m => m.Role == "user").Select(m => m.Content)];
 
     private static Task<string> MetricsAsync(ProxyHost proxy) => proxy.Management.GetStringAsync("/metrics");
-
-    private static Task<string> SubscribedAsync(ProxyHost proxy) =>
-        Eventually.ValueAsync(() => MetricsAsync(proxy), m => WriteBackTests.Metric(m, "mnemo_cache_subscription_up") == 1, "the cache's subscription to be confirmed");
 }

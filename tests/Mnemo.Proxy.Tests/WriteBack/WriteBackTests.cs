@@ -102,16 +102,5 @@ public sealed class WriteBackTests : FunctionalTest
         Assert.That(await Redis.Db.ListLengthAsync(TurnsKey("inflight")), Is.EqualTo(1));
     }
 
-    internal static double Metric(string exposition, string series)
-    {
-        foreach (var line in exposition.Split('\n'))
-        {
-            if (line.StartsWith(series + " ", StringComparison.Ordinal))
-            {
-                return double.Parse(line[(series.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-            }
-        }
-
-        return double.NaN;
-    }
+    internal static double Metric(string exposition, string series) => MetricText.Value(exposition, series);
 }
