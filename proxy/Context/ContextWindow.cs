@@ -81,7 +81,7 @@ internal readonly struct ContextWindow
         var full = false;
         for (var i = pending.Length - 1; i >= 0 && count < limit; i--)
         {
-            if (!Contains(stored, pending[i].View.Id) && !Take(pending[i].View, chosen, ref count, ref budget))
+            if (!Contains(stored, pending[i].View) && !Take(pending[i].View, chosen, ref count, ref budget))
             {
                 full = true;
                 break;
@@ -131,7 +131,7 @@ internal readonly struct ContextWindow
         for (var i = pending.Length - 1; i >= 0; i--)
         {
             var view = pending[i].View;
-            if (Contains(stored, view.Id))
+            if (Contains(stored, view))
             {
                 continue;
             }
@@ -261,11 +261,11 @@ internal readonly struct ContextWindow
     /// <summary>The chosen turns, oldest first.</summary>
     public ReadOnlySpan<StoredTurn> Chosen => Turns is null ? [] : Turns.AsSpan(0, Count);
 
-    private static bool Contains(StoredTurn[] stored, ReadOnlySpan<byte> id)
+    private static bool Contains(StoredTurn[] stored, in StoredTurn turn)
     {
-        foreach (var turn in stored)
+        for (var i = 0; i < stored.Length; i++)
         {
-            if (turn.Id.SequenceEqual(id))
+            if (stored[i].SameId(turn))
             {
                 return true;
             }

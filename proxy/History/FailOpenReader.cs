@@ -31,7 +31,7 @@ internal sealed class FailOpenReader
     /// trip. With the session cache on, a warm session is answered from it without a round trip, unless
     /// <paramref name="strict"/> asks for Redis (a Strict request reads what every replica has written).
     /// </remarks>
-    public async ValueTask<ReadResult> ReadAsync(
+    public ValueTask<ReadResult> ReadAsync(
         SessionKey session, int count, CancellationToken cancellationToken, bool withSummary = false, bool strict = false)
     {
         var started = Stopwatch.GetTimestamp();
@@ -45,8 +45,9 @@ internal sealed class FailOpenReader
             }
             else if (cache.TryGet(session, out var cached))
             {
+                // Answered here, with no state machine: the warm path of every memory request.
                 _metrics.CacheLookup(CacheLookup.Hit);
-                return Result(cached, withSummary, started);
+                return new ValueTask<ReadResult>(Result(cached, withSummary, started));
             }
             else
             {
@@ -56,6 +57,12 @@ internal sealed class FailOpenReader
             fill = cache.Begin(session);
         }
 
+        return ReadStoreAsync(session, count, withSummary, cache, fill, started, cancellationToken);
+    }
+
+    private async ValueTask<ReadResult> ReadStoreAsync(
+        SessionKey session, int count, bool withSummary, SessionCache? cache, SessionCache.Fill fill, long started, CancellationToken cancellationToken)
+    {
         HistoryRead? got = null;
         try
         {

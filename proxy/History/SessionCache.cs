@@ -511,7 +511,7 @@ internal sealed class SessionCache : IHostedService, IDisposable
         // A read can hold the turn already (its generation is read before its turns, so it may be older than they are).
         for (var i = turns.Length - 1; i >= 0; i--)
         {
-            if (turns[i].Id.SequenceEqual(turn.Id))
+            if (turns[i].SameId(turn))
             {
                 return read with { Generation = generation };
             }

@@ -85,8 +85,20 @@ internal static class LoadBenchmark
                 foreach (var concurrency in new[] { 1, 32 })
                 {
                     var factories = Scenarios.Select(s => new RequestFactory(s.Scenario == "direct" ? upstreamUrl : proxy.Url, s.Mode, stream, "bench") { ExpectMemory = s.Expect }).ToArray();
-                    report.Closed.AddRange(await MeasureInterleavedAsync(factories, concurrency, proxy, client, options));
+                    var rows = await MeasureInterleavedAsync(factories, concurrency, proxy, client, options);
+                    report.Closed.AddRange(rows);
+                    if (options.ClosedOnly)
+                    {
+                        var (direct, off, memory) = (rows[0], rows[1], rows[2]);
+                        Console.WriteLine(FormattableString.Invariant(
+                            $"    {(stream ? "stream" : "json")} c={concurrency}: p50 direct {direct.P50:F3} off {off.P50:F3} memory {memory.P50:F3} ms; memory adds {(memory.P50 - direct.P50) / (off.P50 - direct.P50):F2}x what off adds; throughput memory/off {100 * memory.Throughput / off.Throughput:F0}%; CPU us/req off {off.CpuMicrosecondsPerRequest:F0} memory {memory.CpuMicrosecondsPerRequest:F0}"));
+                    }
                 }
+            }
+
+            if (options.ClosedOnly)
+            {
+                return 0;
             }
 
             // Open loop at half the slowest closed-loop throughput at concurrency 32: a load all three can carry.
@@ -514,6 +526,9 @@ internal sealed record BenchOptions
     /// <summary>Only the memory-held step.</summary>
     public bool HeldOnly { get; init; }
 
+    /// <summary>Only the closed loop (direct, proxy-off, proxy-memory interleaved), with the ratios printed.</summary>
+    public bool ClosedOnly { get; init; }
+
     /// <summary>When set, only the open loop at this rate (req/s).</summary>
     public double OpenRate { get; init; }
 
@@ -537,7 +552,7 @@ internal sealed record BenchOptions
     public static BenchOptions Parse(string[] args)
     {
         var options = args.Contains("--smoke") ? SmokeRun : new BenchOptions();
-        options = options with { HeldOnly = args.Contains("--held") };
+        options = options with { HeldOnly = args.Contains("--held"), ClosedOnly = args.Contains("--closed") };
         for (var i = 0; i < args.Length - 1; i++)
         {
             var value = args[i + 1];

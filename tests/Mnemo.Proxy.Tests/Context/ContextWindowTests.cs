@@ -44,6 +44,17 @@ public sealed class ContextWindowTests
     }
 
     [Test]
+    public void Choose_PendingTurnWhoseIdEndsLikeAStoredOnes_IsStillItsOwnTurn()
+    {
+        // Turns are matched by the end of their ids first: two ids that share it are still told apart by the whole id.
+        var stored = Turns.Make(s_session, "q1", id: "0123456789abcdef0123456789abcdef");
+        var pending = Turns.Make(s_session, "q2", id: "fedcba98765432100123456789abcdef");
+        Assert.That(stored.View.IdKey, Is.EqualTo(pending.View.IdKey), "the ids share their last eight bytes");
+        var context = ContextWindow.Choose([stored.View], [pending], maxTurns: 10, maxTokens: 0);
+        Assert.That(Questions(context), Is.EqualTo(new[] { "q1", "q2" }));
+    }
+
+    [Test]
     public void Choose_NothingStored_IsEmpty()
     {
         var context = ContextWindow.Choose([], [], maxTurns: 20, maxTokens: 0);
