@@ -32,7 +32,41 @@ internal static class TurnCodec
     [ThreadStatic]
     private static PooledBuffer? t_element;
 
-    public static string NewId() => Guid.CreateVersion7().ToString("N");
+    // Random bytes for ids, drawn from the system's secure generator a block at a time: Guid.CreateVersion7 reads it on
+    // every call, a system call per turn on Linux.
+    [ThreadStatic]
+    private static byte[]? t_random;
+
+    [ThreadStatic]
+    private static int t_randomUsed;
+
+    /// <summary>
+    /// A new turn id: a version-7 UUID (48 bits of Unix milliseconds, then 74 random bits) as 32 lowercase hex digits,
+    /// the form of <c>Guid.CreateVersion7().ToString("N")</c>, so ids sort by the time they were made.
+    /// </summary>
+    public static string NewId() => NewId(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+
+    internal static string NewId(long unixMs)
+    {
+        const int Block = 320;
+        var random = t_random ??= new byte[Block];
+        if (t_randomUsed == 0 || t_randomUsed > Block - 10)
+        {
+            System.Security.Cryptography.RandomNumberGenerator.Fill(random);
+            t_randomUsed = 0;
+        }
+
+        var r = random.AsSpan(t_randomUsed, 10);
+        // Used bytes are never handed out again.
+        t_randomUsed += 10;
+        Span<byte> id = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(id, unixMs << 16);
+        id[6] = (byte)(0x70 | (r[0] & 0x0F));
+        id[7] = r[1];
+        id[8] = (byte)(0x80 | (r[2] & 0x3F));
+        r[3..].CopyTo(id[9..]);
+        return Convert.ToHexStringLower(id);
+    }
 
     /// <summary>
     /// Writes a turn element; <paramref name="writeMessages"/> writes the elements of the messages array.

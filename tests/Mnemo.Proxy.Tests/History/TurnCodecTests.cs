@@ -8,6 +8,26 @@ namespace Mnemo.Proxy.Tests.History;
 public sealed class TurnCodecTests
 {
     [Test]
+    public void NewId_IsAVersion7UuidOfTheTime_InHex_AndNeverRepeats()
+    {
+        var ms = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var ids = Enumerable.Range(0, 10_000).Select(_ => TurnCodec.NewId(ms)).ToList();
+        Assert.That(ids.Distinct().Count(), Is.EqualTo(ids.Count));
+        foreach (var id in ids.Take(100))
+        {
+            Assert.That(id, Does.Match("^[0-9a-f]{32}$"));
+            var guid = Guid.ParseExact(id, "N");
+            Assert.That(guid.Version, Is.EqualTo(7));
+            Assert.That(guid.Variant, Is.InRange(8, 11), "RFC 9562 variant (10xx)");
+            Assert.That(Convert.ToInt64(id[..12], 16), Is.EqualTo(ms));
+        }
+
+        // The form the ids had before (Guid.CreateVersion7), so stored and new ids sort together.
+        Assert.That(TurnCodec.NewId(ms)[..12], Is.EqualTo(Guid.CreateVersion7(DateTimeOffset.FromUnixTimeMilliseconds(ms)).ToString("N")[..12]));
+        Assert.That(string.CompareOrdinal(TurnCodec.NewId(ms), TurnCodec.NewId(ms + 1)), Is.LessThan(0));
+    }
+
+    [Test]
     public void Encode_PutsWhatTheReadPathNeedsFirst_AndReadsBackTheSameMessages()
     {
         var payload = TurnCodec.Encode("0123456789abcdef0123456789abcdef", 1_700_000_000_000, DialectId.AnthropicMessages, 42, new TokenUsage(12, 3, 2, -1), 0,
