@@ -80,18 +80,41 @@ internal static class LoadBenchmark
                 return 0;
             }
 
+            // --closed also measures memory with the session cache off, interleaved with the rest: the cache's effect
+            // within one run (the VM's speed drifts too much between runs to compare them). A second proxy on the same
+            // Redis, with sessions of its own: its writes announce sessions the first proxy does not hold.
+            using var uncached = options.ClosedOnly ? await ProxyInstance.StartAsync(upstreamUrl, redis.ConnectionString, "--Mnemo:Cache:Enabled=false") : null;
+            if (uncached is not null)
+            {
+                Step($"seeding {Sessions} more sessions through a proxy with the session cache off");
+                await SeedAsync(client, uncached.Url, "uncached", Sessions);
+            }
+
             foreach (var stream in new[] { false, true })
             {
                 foreach (var concurrency in new[] { 1, 32 })
                 {
-                    var factories = Scenarios.Select(s => new RequestFactory(s.Scenario == "direct" ? upstreamUrl : proxy.Url, s.Mode, stream, "bench") { ExpectMemory = s.Expect }).ToArray();
-                    var rows = await MeasureInterleavedAsync(factories, concurrency, proxy, client, options);
+                    var scenarios = Scenarios.Select(s => (s.Scenario, Factory: new RequestFactory(s.Scenario == "direct" ? upstreamUrl : proxy.Url, s.Mode, stream, "bench") { ExpectMemory = s.Expect }, Proxy: s.Scenario == "direct" ? null : proxy)).ToList();
+                    if (uncached is not null)
+                    {
+                        scenarios.Add(("proxy-uncached", new RequestFactory(uncached.Url, "inject", stream, "uncached") { ExpectMemory = "hit" }, uncached));
+                    }
+
+                    var rows = await MeasureInterleavedAsync(scenarios, concurrency, client, options);
                     report.Closed.AddRange(rows);
                     if (options.ClosedOnly)
                     {
                         var (direct, off, memory) = (rows[0], rows[1], rows[2]);
                         Console.WriteLine(FormattableString.Invariant(
                             $"    {(stream ? "stream" : "json")} c={concurrency}: p50 direct {direct.P50:F3} off {off.P50:F3} memory {memory.P50:F3} ms; memory adds {(memory.P50 - direct.P50) / (off.P50 - direct.P50):F2}x what off adds; throughput memory/off {100 * memory.Throughput / off.Throughput:F0}%; CPU us/req off {off.CpuMicrosecondsPerRequest:F0} memory {memory.CpuMicrosecondsPerRequest:F0}"));
+                        var none = rows[3];
+                        Console.WriteLine(FormattableString.Invariant(
+                            $"      cache off: p50 {none.P50:F3} ms; adds {(none.P50 - direct.P50) / (off.P50 - direct.P50):F2}x what off adds; throughput against off {100 * none.Throughput / off.Throughput:F0}%; CPU us/req {none.CpuMicrosecondsPerRequest:F0}"));
+                        // Whether the memory requests were served as the ratios assume: warm, from the session cache.
+                        var text = await proxy.MetricsAsync();
+                        double M(string series) => MetricText.Value(text, series);
+                        Console.WriteLine(FormattableString.Invariant(
+                            $"      so far: cache hit {M("mnemo_cache_lookups_total{result=\"hit\"}")} miss {M("mnemo_cache_lookups_total{result=\"miss\"}")} bypass {M("mnemo_cache_lookups_total{result=\"bypass\"}")}, invalidated own_write {M("mnemo_cache_invalidations_total{reason=\"own_write\"}")} announced {M("mnemo_cache_invalidations_total{reason=\"announced\"}")} lost {M("mnemo_cache_invalidations_total{reason=\"subscription_lost\"}")}, Redis reads {M("mnemo_redis_round_trips_total{op=\"read\"}")}"));
                     }
                 }
             }
@@ -171,30 +194,31 @@ internal static class LoadBenchmark
     }
 
     /// <summary>
-    /// direct, proxy-off and proxy-memory in turn, several rounds of a slice each, samples pooled per scenario: a
-    /// machine whose speed drifts during the run (a shared 2-core VM) then drifts under all three alike.
+    /// The scenarios in turn (direct, proxy-off, proxy-memory, and with --closed memory through a proxy with the cache
+    /// off), several rounds of a slice each, samples pooled per scenario: a machine whose speed drifts during the run
+    /// (a shared 2-core VM) then drifts under all of them alike. CPU and allocations come from the scenario's proxy.
     /// </summary>
-    private static async Task<Row[]> MeasureInterleavedAsync(RequestFactory[] factories, int concurrency, ProxyInstance proxy, HttpClient client, BenchOptions options)
+    private static async Task<Row[]> MeasureInterleavedAsync(List<(string Scenario, RequestFactory Factory, ProxyInstance? Proxy)> scenarios, int concurrency, HttpClient client, BenchOptions options)
     {
-        var body = factories[0].Stream ? "stream" : "json";
-        Step($"{body} c={concurrency}: {string.Join(", ", Scenarios.Select(s => s.Scenario))} interleaved, {options.Rounds} rounds");
-        foreach (var factory in factories)
+        var body = scenarios[0].Factory.Stream ? "stream" : "json";
+        Step($"{body} c={concurrency}: {string.Join(", ", scenarios.Select(s => s.Scenario))} interleaved, {options.Rounds} rounds");
+        foreach (var (_, factory, _) in scenarios)
         {
-            await LoadGenerator.ClosedAsync("warm-up", client, factory, concurrency, options.Warmup / factories.Length);
+            await LoadGenerator.ClosedAsync("warm-up", client, factory, concurrency, options.Warmup / scenarios.Count);
         }
 
         var slice = options.Duration / options.Rounds;
-        var runs = new List<RunResult>[factories.Length];
-        var allocated = new double[factories.Length];
-        var cpu = new double[factories.Length];
+        var runs = new List<RunResult>[scenarios.Count];
+        var allocated = new double[scenarios.Count];
+        var cpu = new double[scenarios.Count];
         for (var round = 0; round < options.Rounds; round++)
         {
-            for (var i = 0; i < factories.Length; i++)
+            for (var i = 0; i < scenarios.Count; i++)
             {
-                var measured = i > 0;
-                var (allocatedBefore, cpuBefore) = measured ? (await proxy.AllocatedBytesAsync(), proxy.CpuSeconds) : (0, 0);
-                (runs[i] ??= []).Add(await LoadGenerator.ClosedAsync(Scenarios[i].Scenario, client, factories[i], concurrency, slice));
-                if (measured)
+                var (scenario, factory, proxy) = scenarios[i];
+                var (allocatedBefore, cpuBefore) = proxy is null ? (0, 0) : (await proxy.AllocatedBytesAsync(), proxy.CpuSeconds);
+                (runs[i] ??= []).Add(await LoadGenerator.ClosedAsync(scenario, client, factory, concurrency, slice));
+                if (proxy is not null)
                 {
                     allocated[i] += await proxy.AllocatedBytesAsync() - allocatedBefore;
                     cpu[i] += proxy.CpuSeconds - cpuBefore;
@@ -202,15 +226,16 @@ internal static class LoadBenchmark
             }
         }
 
-        var rows = new Row[factories.Length];
-        for (var i = 0; i < factories.Length; i++)
+        var rows = new Row[scenarios.Count];
+        for (var i = 0; i < scenarios.Count; i++)
         {
-            var run = RunResult.Merge(Scenarios[i].Scenario, concurrency, runs[i]);
-            rows[i] = new Row(Scenarios[i].Scenario, factories[i].Stream, concurrency, 0, run.Requests, run.Errors, run.Throughput,
+            var (scenario, factory, proxy) = scenarios[i];
+            var run = RunResult.Merge(scenario, concurrency, runs[i]);
+            rows[i] = new Row(scenario, factory.Stream, concurrency, 0, run.Requests, run.Errors, run.Throughput,
                 run.P50, run.P99, run.TtfbP50, run.TtfbP99,
-                i > 0 && run.Requests > 0 ? allocated[i] / run.Requests : null,
-                i > 0 && run.Requests > 0 ? cpu[i] * 1e6 / run.Requests : null,
-                i > 0 ? proxy.RssMb : null);
+                proxy is not null && run.Requests > 0 ? allocated[i] / run.Requests : null,
+                proxy is not null && run.Requests > 0 ? cpu[i] * 1e6 / run.Requests : null,
+                proxy?.RssMb);
         }
 
         return rows;
