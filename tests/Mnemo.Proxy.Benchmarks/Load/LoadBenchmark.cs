@@ -106,10 +106,10 @@ internal static class LoadBenchmark
                     {
                         var (direct, off, memory) = (rows[0], rows[1], rows[2]);
                         Console.WriteLine(FormattableString.Invariant(
-                            $"    {(stream ? "stream" : "json")} c={concurrency}: p50 direct {direct.P50:F3} off {off.P50:F3} memory {memory.P50:F3} ms; memory adds {(memory.P50 - direct.P50) / (off.P50 - direct.P50):F2}x what off adds; throughput memory/off {100 * memory.Throughput / off.Throughput:F0}%; CPU us/req off {off.CpuMicrosecondsPerRequest:F0} memory {memory.CpuMicrosecondsPerRequest:F0}"));
+                            $"    {(stream ? "stream" : "json")} c={concurrency}: p50 direct {direct.P50:F3} off {off.P50:F3} memory {memory.P50:F3} ms; memory adds {(memory.P50 - direct.P50) / (off.P50 - direct.P50):F2}x what off adds; throughput memory/off {100 * memory.Throughput / off.Throughput:F0}%; CPU us/req off {off.CpuMicrosecondsPerRequest:F0} memory {memory.CpuMicrosecondsPerRequest:F0}; errors {direct.Errors + off.Errors + memory.Errors}"));
                         var none = rows[3];
                         Console.WriteLine(FormattableString.Invariant(
-                            $"      cache off: p50 {none.P50:F3} ms; adds {(none.P50 - direct.P50) / (off.P50 - direct.P50):F2}x what off adds; throughput against off {100 * none.Throughput / off.Throughput:F0}%; CPU us/req {none.CpuMicrosecondsPerRequest:F0}"));
+                            $"      cache off: p50 {none.P50:F3} ms; adds {(none.P50 - direct.P50) / (off.P50 - direct.P50):F2}x what off adds; throughput against off {100 * none.Throughput / off.Throughput:F0}%; CPU us/req {none.CpuMicrosecondsPerRequest:F0}; errors {none.Errors}"));
                         // Whether the memory requests were served as the ratios assume: warm, from the session cache.
                         var text = await proxy.MetricsAsync();
                         double M(string series) => MetricText.Value(text, series);
