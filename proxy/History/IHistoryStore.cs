@@ -23,6 +23,21 @@ internal interface IHistoryStore
     ValueTask<AppendResult> AppendAsync(Turn turn, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Appends several turns of one session, oldest first, as <see cref="AppendAsync"/> would one after the other; a store
+    /// that can does it in one round trip. The results are in the turns' order.
+    /// </summary>
+    async ValueTask<AppendResult[]> AppendManyAsync(IReadOnlyList<Turn> turns, CancellationToken cancellationToken)
+    {
+        var results = new AppendResult[turns.Count];
+        for (var i = 0; i < turns.Count; i++)
+        {
+            results[i] = await AppendAsync(turns[i], cancellationToken).ConfigureAwait(false);
+        }
+
+        return results;
+    }
+
+    /// <summary>
     /// Stores <paramref name="summary"/> as covering the turns up to <paramref name="coveredId"/>, only if the summary
     /// stored now is still the one covering up to <paramref name="expectedCoveredId"/> (null: none): a compare-and-set,
     /// in one round trip, so a summary never replaces one written meanwhile.

@@ -161,19 +161,65 @@ internal sealed class RedisHistoryStore : IHistoryStore
     {
         var database = _connection.GetDatabaseOrThrow();
         RedisKey[] keys = [RedisKeys.Turns(turn.Session), RedisKeys.Meta(turn.Session)];
-        var usage = turn.Usage;
-        RedisValue[] values =
-        [
-            turn.Id, turn.Payload, _maxStored, _ttlMs, _hardCap, turn.TimestampMs,
-            usage.Input, usage.Output, usage.CacheRead, usage.CacheWrite, turn.Model ?? "",
-        ];
+        var values = new RedisValue[ArgsPerTurn];
+        Arguments(turn, values);
         _metrics.RoundTrip(RedisOp.Write);
         // By hash: SE.Redis would otherwise look the script up by its text (hashing it) on every call.
         return CompleteAsync(turn, database, database.ScriptEvaluateAsync(s_appendHash, keys, values), keys, values, cancellationToken);
     }
 
+    /// <remarks>One <c>EVALSHA</c> for all of them: the script writes them in order, as that many calls would.</remarks>
+    public async ValueTask<AppendResult[]> AppendManyAsync(IReadOnlyList<Turn> turns, CancellationToken cancellationToken)
+    {
+        var session = turns[0].Session;
+        var database = _connection.GetDatabaseOrThrow();
+        RedisKey[] keys = [RedisKeys.Turns(session), RedisKeys.Meta(session)];
+        var values = new RedisValue[ArgsPerTurn * turns.Count];
+        for (var i = 0; i < turns.Count; i++)
+        {
+            if (!string.Equals(turns[i].Session.Slot, session.Slot, StringComparison.Ordinal))
+            {
+                throw new ArgumentException("the turns of one call are of one session", nameof(turns));
+            }
+
+            Arguments(turns[i], values.AsSpan(i * ArgsPerTurn, ArgsPerTurn));
+        }
+
+        _metrics.RoundTrip(RedisOp.Write);
+        var reply = await CallAsync(database, keys, values, database.ScriptEvaluateAsync(s_appendHash, keys, values), cancellationToken).ConfigureAwait(false);
+        var results = new AppendResult[turns.Count];
+        for (var i = 0; i < turns.Count; i++)
+        {
+            results[i] = Result(turns[i], reply, i);
+        }
+
+        return results;
+    }
+
+    private const int ArgsPerTurn = 11;
+
+    private void Arguments(Turn turn, Span<RedisValue> values)
+    {
+        var usage = turn.Usage;
+        values[0] = turn.Id;
+        values[1] = turn.Payload;
+        values[2] = _maxStored;
+        values[3] = _ttlMs;
+        values[4] = _hardCap;
+        values[5] = turn.TimestampMs;
+        values[6] = usage.Input;
+        values[7] = usage.Output;
+        values[8] = usage.CacheRead;
+        values[9] = usage.CacheWrite;
+        values[10] = turn.Model ?? "";
+    }
+
     private static async ValueTask<AppendResult> CompleteAsync(
-        Turn turn, IDatabase database, Task<RedisResult> call, RedisKey[] keys, RedisValue[] values, CancellationToken cancellationToken)
+        Turn turn, IDatabase database, Task<RedisResult> call, RedisKey[] keys, RedisValue[] values, CancellationToken cancellationToken) =>
+        Result(turn, await CallAsync(database, keys, values, call, cancellationToken).ConfigureAwait(false), 0);
+
+    private static async ValueTask<RedisResult[]> CallAsync(
+        IDatabase database, RedisKey[] keys, RedisValue[] values, Task<RedisResult> call, CancellationToken cancellationToken)
     {
         RedisResult result;
         try
@@ -186,10 +232,15 @@ internal sealed class RedisHistoryStore : IHistoryStore
             result = await database.ScriptEvaluateAsync(RedisScripts.Append, keys, values).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var reply = (RedisResult[])result!;
-        turn.Generation = (long)reply[1];
-        turn.PushedLength = reply.Length > 2 ? (long)reply[2] : 0;
-        return (long)reply[0] switch
+        return (RedisResult[])result!;
+    }
+
+    /// <summary>The <paramref name="index"/>th turn's {code, generation, length} in the script's reply.</summary>
+    private static AppendResult Result(Turn turn, RedisResult[] reply, int index)
+    {
+        turn.Generation = (long)reply[3 * index + 1];
+        turn.PushedLength = (long)reply[3 * index + 2];
+        return (long)reply[3 * index] switch
         {
             1 => AppendResult.Written,
             2 => AppendResult.Erased,

@@ -4,12 +4,12 @@ namespace Mnemo.Proxy.History;
 internal static class RedisScripts
 {
     /// <summary>
-    /// KEYS: turns, meta. ARGV: turn id, element, max stored turns, ttl-ms, hard cap (0: the summary is off),
-    /// the turn's answer time (Unix ms), its input, output, cache-read and cache-write tokens (-1: not reported), its
-    /// model ('' when none).
-    /// Returns 1 when appended, 0 when the id is already stored (a retried write), 2 when the session was erased after
-    /// the turn was answered (meta <c>e</c>, the tombstone <see cref="Erase"/> leaves: a turn queued on any replica before
-    /// an erasure never brings the session back).
+    /// KEYS: turns, meta. ARGV, for each turn of one session in order (11 each, so one call writes one turn or several):
+    /// turn id, element, max stored turns, ttl-ms, hard cap (0: the summary is off), the turn's answer time (Unix ms), its
+    /// input, output, cache-read and cache-write tokens (-1: not reported), its model ('' when none).
+    /// Returns {code, generation, length} for each turn, in order. Code 1 when appended, 0 when the id is already stored (a
+    /// retried write), 2 when the session was erased after the turn was answered (meta <c>e</c>, the tombstone
+    /// <see cref="Erase"/> leaves: a turn queued on any replica before an erasure never brings the session back).
     /// Dedupe is exact over the stored window at constant cost: meta <c>i:&lt;id&gt;</c> marks a stored turn, and the mark
     /// of a turn trimmed off the list goes with it (its id is read from the popped element, which <see cref="TurnCodec"/>
     /// starts with <c>{"id":"…"</c>).
@@ -22,76 +22,91 @@ internal static class RedisScripts
     /// <para>
     /// Every write moves the session's generation (meta <c>g</c>, started from Redis's clock in microseconds when the
     /// session has none, so it only grows even across an erasure or an expiry) and announces it on
-    /// <see cref="Changes"/> (see <see cref="SessionCache"/>). Returns {code, generation, length}: when written, the new
-    /// generation and the list's length right after the push (before any trim: 1 means the session had no other turn);
-    /// otherwise {code, 0}.
+    /// <see cref="Changes"/> (see <see cref="SessionCache"/>). When written, a turn's generation is the session's right
+    /// after it and its length the list's right after the push (before any trim: 1 means the session had no other
+    /// turn); otherwise both are 0.
     /// </para>
     /// </summary>
     /// <remarks>
-    /// The meta is read in one <c>HMGET</c> and written in one <c>HSET</c>: a command called from Lua costs Redis 1 to 3 µs
-    /// of conversion and bookkeeping besides its own work, and the script runs once per turn (measured with
-    /// <c>INFO commandstats</c> on a 100-turn session: 19 commands took about 23 µs of Redis time a call, these 10 about
-    /// 21 µs). Totals are added in Lua rather than by <c>HINCRBY</c>, which the script's
-    /// atomicity makes the same; numbers are formatted with <c>%.0f</c> (Redis would turn a Lua number of more than 14
-    /// digits, a generation, into an exponent).
+    /// The turns of one call are written exactly as that many calls in a row would write them; one call shares the
+    /// script's fixed cost and the round trip, so a session whose turns queued up (a busy session, or an outage) is
+    /// caught up in one round rather than one turn per round.
+    /// The meta is read in one <c>HMGET</c> and written in one <c>HSET</c> per turn: a command called from Lua costs
+    /// Redis 1 to 3 µs of conversion and bookkeeping besides its own work, and the script runs once per turn (measured
+    /// with <c>INFO commandstats</c> on a 100-turn session: 19 commands took about 23 µs of Redis time a call, these 10
+    /// about 21 µs). Totals are added in Lua rather than by <c>HINCRBY</c>, which the script's atomicity makes the same;
+    /// numbers are formatted with <c>%.0f</c> (Redis would turn a Lua number of more than 14 digits, a generation, into an
+    /// exponent).
     /// RPUSH is the first command that can be refused for lack of memory; Redis 7 fixes the out-of-memory state when a
     /// script starts, so either it is refused and nothing is written, or every write of the script goes through.
     /// </remarks>
     public const string Append = Announcing + """
 
-        local model = ARGV[11]
-        local names = {'e', 'i:' .. ARGV[1], 'g', 'n', 'c'}
-        local adds = {}
         local all = {'ui', 'uo', 'ucr', 'ucw'}
         local per = {'mi:', 'mo:', 'mr:', 'mw:'}
-        for k = 1, 4 do
-          local tokens = tonumber(ARGV[6 + k])
-          if tokens > 0 then
-            names[#names + 1] = all[k]
-            adds[#names] = tokens
-            if model ~= '' then
-              names[#names + 1] = per[k] .. model
+        local function append(a)
+          local id = ARGV[a + 1]
+          local ttl = ARGV[a + 4]
+          local model = ARGV[a + 11]
+          local names = {'e', 'i:' .. id, 'g', 'n', 'c'}
+          local adds = {}
+          for k = 1, 4 do
+            local tokens = tonumber(ARGV[a + 6 + k])
+            if tokens > 0 then
+              names[#names + 1] = all[k]
               adds[#names] = tokens
+              if model ~= '' then
+                names[#names + 1] = per[k] .. model
+                adds[#names] = tokens
+              end
             end
           end
+          local held = redis.call('HMGET', KEYS[2], unpack(names))
+          if held[1] and tonumber(ARGV[a + 6]) <= tonumber(held[1]) then return 2, 0, 0 end
+          if held[2] then
+            redis.call('PEXPIRE', KEYS[1], ttl)
+            redis.call('PEXPIRE', KEYS[2], ttl)
+            return 0, 0, 0
+          end
+          local length = redis.call('RPUSH', KEYS[1], ARGV[a + 2])
+          local pushed = length
+          local max = tonumber(ARGV[a + 3])
+          local cap = tonumber(ARGV[a + 5])
+          local covered = tonumber(held[5] or '0')
+          local before = covered
+          while length > max and (cap == 0 or covered > 0 or length > cap) do
+            local gone = string.match(redis.call('LPOP', KEYS[1]), '^{"id":"(%x+)"')
+            if gone then redis.call('HDEL', KEYS[2], 'i:' .. gone) end
+            length = length - 1
+            if covered > 0 then covered = covered - 1 end
+          end
+          local at = micros(redis.call('TIME'))
+          local g = generation(held[3], at)
+          local set = {'v', id, 't', ARGV[a + 6], 'g', g, 'n', count(held[4], 1)}
+          if covered ~= before then
+            set[#set + 1] = 'c'
+            set[#set + 1] = covered
+          end
+          for k = 6, #names do
+            set[#set + 1] = names[k]
+            set[#set + 1] = count(held[k], adds[k])
+          end
+          set[#set + 1] = names[2]
+          set[#set + 1] = 1
+          redis.call('HSET', KEYS[2], unpack(set))
+          redis.call('PEXPIRE', KEYS[1], ttl)
+          redis.call('PEXPIRE', KEYS[2], ttl)
+          publish(g, id, at)
+          return 1, g, pushed
         end
-        local held = redis.call('HMGET', KEYS[2], unpack(names))
-        if held[1] and tonumber(ARGV[6]) <= tonumber(held[1]) then return {2, 0} end
-        if held[2] then
-          redis.call('PEXPIRE', KEYS[1], ARGV[4])
-          redis.call('PEXPIRE', KEYS[2], ARGV[4])
-          return {0, 0}
+        local results = {}
+        for a = 0, #ARGV - 11, 11 do
+          local code, g, pushed = append(a)
+          results[#results + 1] = code
+          results[#results + 1] = g
+          results[#results + 1] = pushed
         end
-        local length = redis.call('RPUSH', KEYS[1], ARGV[2])
-        local pushed = length
-        local max = tonumber(ARGV[3])
-        local cap = tonumber(ARGV[5])
-        local covered = tonumber(held[5] or '0')
-        local before = covered
-        while length > max and (cap == 0 or covered > 0 or length > cap) do
-          local id = string.match(redis.call('LPOP', KEYS[1]), '^{"id":"(%x+)"')
-          if id then redis.call('HDEL', KEYS[2], 'i:' .. id) end
-          length = length - 1
-          if covered > 0 then covered = covered - 1 end
-        end
-        local at = micros(redis.call('TIME'))
-        local g = generation(held[3], at)
-        local set = {'v', ARGV[1], 't', ARGV[6], 'g', g, 'n', count(held[4], 1)}
-        if covered ~= before then
-          set[#set + 1] = 'c'
-          set[#set + 1] = covered
-        end
-        for k = 6, #names do
-          set[#set + 1] = names[k]
-          set[#set + 1] = count(held[k], adds[k])
-        end
-        set[#set + 1] = names[2]
-        set[#set + 1] = 1
-        redis.call('HSET', KEYS[2], unpack(set))
-        redis.call('PEXPIRE', KEYS[1], ARGV[4])
-        redis.call('PEXPIRE', KEYS[2], ARGV[4])
-        publish(g, ARGV[1], at)
-        return {1, g, pushed}
+        return results
         """;
 
     /// <summary>

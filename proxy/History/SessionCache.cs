@@ -392,9 +392,13 @@ internal sealed class SessionCache : IHostedService, IDisposable
             }
 
             // This replica's own write, announced before the writer had its reply: it is still pending, so reads see it,
-            // and the writer applies it to the entry when the reply comes (or drops the entry if it cannot).
-            if (generation != 0 && (generation == held + 1 || (held == 0 && entry.Read.Turns.Length == 0))
-                && turnId is not "-" && _pending.Contains(slot, turnId))
+            // and the writer applies it to the entry when the reply comes (or drops the entry if it cannot). Several of the
+            // session's pending turns can be in flight at once (written by one call, in the order they were queued, which
+            // is not always the order they were held in), so its generation is at most the entry's plus the number held.
+            // A change by anyone else in between was announced before it and dropped the entry; and the writer applies a
+            // turn in place only onto the generation just before it.
+            if (generation != 0 && turnId is not "-" && _pending.Contains(slot, turnId, out var pending)
+                && (generation <= held + pending || (held == 0 && entry.Read.Turns.Length == 0)))
             {
                 return;
             }

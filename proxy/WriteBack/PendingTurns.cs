@@ -16,14 +16,19 @@ internal sealed class PendingTurns
 
     public Turn[] Snapshot(SessionKey session) => _bySession.TryGetValue(session.Slot, out var turns) ? turns : [];
 
-    /// <summary>Whether the turn <paramref name="id"/> of the session <paramref name="slot"/> is held here.</summary>
-    public bool Contains(string slot, ReadOnlySpan<char> id)
+    /// <summary>
+    /// Whether the turn <paramref name="id"/> of the session <paramref name="slot"/> is held here; <paramref name="count"/>
+    /// is how many turns of the session are held (0 when none).
+    /// </summary>
+    public bool Contains(string slot, ReadOnlySpan<char> id, out int count)
     {
+        count = 0;
         if (!_bySession.TryGetValue(slot, out var turns))
         {
             return false;
         }
 
+        count = turns.Length;
         foreach (var turn in turns)
         {
             if (id.SequenceEqual(turn.Id))

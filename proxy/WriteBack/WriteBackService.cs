@@ -17,8 +17,9 @@ namespace Mnemo.Proxy.WriteBack;
 /// in order, so a busy proxy wakes once per round rather than once per turn, and one round trip carries many turns.
 /// </para>
 /// <para>
-/// Turns wait in one line per session, and only the head of a line is ever written: a round holds at most one turn per
-/// session, and a session's later turn is never written before an earlier one that failed. A failed head waits for its
+/// Turns wait in one line per session, and a line is written from its head: a round holds one call per session, with
+/// the turns waiting at the head of its line (up to <see cref="MaxTurnsPerCall"/>, written in order by one script call),
+/// and a session's later turn is never written before an earlier one that failed. A failed head waits for its
 /// retry time (see <see cref="WriteRetryPolicy"/>) with its line behind it, while the other sessions' lines go on being
 /// written; when it is due, it joins the next round with whatever else is ready. While the connection is down nothing
 /// is tried at all; when it comes back, the waiting turns go out in full rounds at once.
@@ -26,6 +27,11 @@ namespace Mnemo.Proxy.WriteBack;
 /// </remarks>
 internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 {
+    // The most turns of one session written by one call, and their most payload bytes (a single larger turn still goes):
+    // a session whose turns queued up (busy, or through an outage) catches up in one round trip instead of one per turn.
+    internal const int MaxTurnsPerCall = 16;
+    private const int MaxBytesPerCall = 256 * 1024;
+
     // How often the writer looks at the connection while it is down; the lines wait meanwhile.
     private static readonly TimeSpan s_connectionPoll = TimeSpan.FromMilliseconds(20);
 
@@ -327,15 +333,25 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 #pragma warning disable CA2012
         for (var i = 0; i < round.Count; i++)
         {
+            var line = round[i];
             try
             {
-                var turn = round[i].Turns.Peek();
-                Count(turn);
-                attempts[i] = _store.AppendAsync(turn, CancellationToken.None);
+                Gather(line);
+                if (line.Batch.Count == 1)
+                {
+                    attempts[i] = _store.AppendAsync(line.Batch[0], CancellationToken.None);
+                }
+                else
+                {
+                    line.Results = _store.AppendManyAsync(line.Batch, CancellationToken.None);
+                }
             }
             catch (Exception ex)
             {
                 attempts[i] = ValueTask.FromException<AppendResult>(ex);
+                line.Results = default;
+                line.Batch.Clear();
+                line.Batch.Add(line.Turns.Peek());
             }
         }
 #pragma warning restore CA2012
@@ -343,42 +359,89 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         for (var i = 0; i < round.Count; i++)
         {
             var line = round[i];
-            var turn = line.Turns.Peek();
+            var batch = line.Batch;
             try
             {
-                var attempt = attempts[i];
-                attempts[i] = default;
-                AppendResult result;
-                if (attempt.IsCompleted)
+                if (batch.Count == 1)
                 {
-                    result = await attempt.ConfigureAwait(false);
+                    var attempt = attempts[i];
+                    attempts[i] = default;
+                    var result = attempt.IsCompleted ? await attempt.ConfigureAwait(false) : await WithinAsync(attempt.AsTask(), started, abort).ConfigureAwait(false);
+                    // The cache before the pending turns: a read sees the turn in one or the other.
+                    _cache?.Written(batch[0], result);
+                    // Released from the queue before it is counted: whoever sees it written sees it gone from the queue.
+                    Done(line, 1);
+                    Written(batch[0], result, startedWall);
                 }
                 else
                 {
-                    // One deadline for the round: every write in it went out at the same time.
-                    var left = _policy.Timeout - _time.GetElapsedTime(started);
-                    result = await attempt.AsTask().WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time, abort).ConfigureAwait(false);
-                }
+                    var attempt = line.Results;
+                    line.Results = default;
+                    var results = attempt.IsCompleted ? await attempt.ConfigureAwait(false) : await WithinAsync(attempt.AsTask(), started, abort).ConfigureAwait(false);
+                    for (var j = 0; j < batch.Count; j++)
+                    {
+                        _cache?.Written(batch[j], results[j]);
+                    }
 
-                // The cache before the pending turns: a read sees the turn in one or the other.
-                _cache?.Written(turn, result);
-                // Released from the queue before it is counted: whoever sees it written sees it gone from the queue.
-                Done(line, turn);
-                Written(turn, result, startedWall);
+                    Done(line, batch.Count);
+                    for (var j = 0; j < batch.Count; j++)
+                    {
+                        Written(batch[j], results[j], startedWall);
+                    }
+                }
             }
             catch (OperationCanceledException) when (abort.IsCancellationRequested)
             {
                 for (var j = i + 1; j < round.Count; j++)
                 {
                     attempts[j] = default;
+                    round[j].Results = default;
                 }
 
                 throw;
             }
             catch (Exception ex)
             {
-                Failed(line, turn, ex, jitter);
+                // The whole call failed: its turns stay in line, the head waits for its retry.
+                Failed(line, line.Turns.Peek(), ex, jitter);
             }
+            finally
+            {
+                batch.Clear();
+            }
+        }
+    }
+
+    /// <summary>One deadline for the round: every write in it went out at the same time.</summary>
+    private Task<T> WithinAsync<T>(Task<T> attempt, long started, CancellationToken abort)
+    {
+        var left = _policy.Timeout - _time.GetElapsedTime(started);
+        return attempt.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time, abort);
+    }
+
+    /// <summary>
+    /// The turns of the line's next call: its head, and the turns behind it up to the per-call bounds, stopping at one that
+    /// is let go unwritten (it becomes a head first, see <see cref="LetGoErased"/>). Each is counted, in order.
+    /// </summary>
+    private void Gather(SessionLine line)
+    {
+        var batch = line.Batch;
+        batch.Clear();
+        var bytes = 0L;
+        foreach (var turn in line.Turns)
+        {
+            if (batch.Count > 0 && (batch.Count == MaxTurnsPerCall || bytes + turn.Size > MaxBytesPerCall || turn.Erased || TooOld(turn)))
+            {
+                break;
+            }
+
+            batch.Add(turn);
+            bytes += turn.Size;
+        }
+
+        foreach (var turn in batch)
+        {
+            Count(turn);
         }
     }
 
@@ -394,7 +457,7 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
             {
                 _metrics.WriteBack(WriteBackOutcome.Erased);
             }
-            else if (_maxAge != TimeSpan.MaxValue && _time.GetUtcNow().ToUnixTimeMilliseconds() - turn.TimestampMs > _maxAge.TotalMilliseconds)
+            else if (TooOld(turn))
             {
                 _metrics.WriteBack(WriteBackOutcome.Dropped);
                 Log.TurnTooOld(_logger);
@@ -414,12 +477,20 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
         return true;
     }
 
-    private void Done(SessionLine line, Turn turn)
+    /// <summary>Older than an erasure's tombstone lasts: it could outlive its session's erasure, so it is not written.</summary>
+    private bool TooOld(Turn turn) =>
+        _maxAge != TimeSpan.MaxValue && _time.GetUtcNow().ToUnixTimeMilliseconds() - turn.TimestampMs > _maxAge.TotalMilliseconds;
+
+    /// <summary>The line's first <paramref name="count"/> turns are written: they leave it, and it goes on.</summary>
+    private void Done(SessionLine line, int count)
     {
-        line.Turns.Dequeue();
+        for (var i = 0; i < count; i++)
+        {
+            Forget(line.Turns.Dequeue());
+        }
+
         line.Failures = 0;
         line.Retries = 0;
-        Forget(turn);
         Next(line);
     }
 
@@ -546,5 +617,11 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 
         /// <summary>The head's last attempt failed with the connection: it goes as soon as the connection is back.</summary>
         public bool ConnectionLost { get; set; }
+
+        /// <summary>The turns of the call in flight in this round, from the head (touched by the writer's loop only).</summary>
+        public List<Turn> Batch { get; } = new(MaxTurnsPerCall);
+
+        /// <summary>The call in flight when it holds more than one turn.</summary>
+        public ValueTask<AppendResult[]> Results { get; set; }
     }
 }

@@ -62,6 +62,41 @@ public sealed class RedisHistoryStoreTests : RedisStoreTest
     }
 
     [Test]
+    public async Task AppendMany_WritesTheTurnsInOrderInOneCall_AsSeparateCallsWould()
+    {
+        var store = Store(maxStored: 3);
+        var first = Turns.Make(s_session, "q1");
+        Assert.That(await store.AppendAsync(first, default), Is.EqualTo(AppendResult.Written));
+        var more = new[] { first, Turns.Make(s_session, "q2"), Turns.Make(s_session, "q3"), Turns.Make(s_session, "q4"), Turns.Make(s_session, "q5") };
+        var calls = await EvalShaCallsAsync();
+        var before = first.Generation;
+
+        var results = await store.AppendManyAsync(more, default);
+
+        Assert.That(await EvalShaCallsAsync() - calls, Is.EqualTo(1), "one script call");
+        Assert.That(results, Is.EqualTo(new[] { AppendResult.Duplicate, AppendResult.Written, AppendResult.Written, AppendResult.Written, AppendResult.Written }));
+        Assert.That(Turns.Questions(await store.ReadAsync(s_session, 10, default)), Is.EqualTo(new[] { "q3", "q4", "q5" }), "in order, trimmed to the max");
+        // Each written turn has the generation right after the one before it, and the length right after its push.
+        Assert.That(more[1..].Select(t => t.Generation - before), Is.EqualTo(new long[] { 1, 2, 3, 4 }));
+        Assert.That(more[1..].Select(t => t.PushedLength), Is.EqualTo(new long[] { 2, 3, 4, 4 }));
+        Assert.That(more[0].PushedLength, Is.Zero, "the duplicate is not pushed");
+        var meta = RedisKeys.Meta(s_session);
+        Assert.That((long)await Redis.Db.HashGetAsync(meta, "n"), Is.EqualTo(5));
+        Assert.That((long)await Redis.Db.HashGetAsync(meta, "g"), Is.EqualTo(more[4].Generation));
+        Assert.That((string?)await Redis.Db.HashGetAsync(meta, "v"), Is.EqualTo(more[4].Id));
+        var marks = (await Redis.Db.HashKeysAsync(meta)).Select(k => k.ToString()).Where(k => k.StartsWith("i:", StringComparison.Ordinal));
+        Assert.That(marks, Is.EquivalentTo(more[2..].Select(t => "i:" + t.Id)), "the marks of the stored turns only");
+    }
+
+    [Test]
+    public void AppendMany_TurnsOfTwoSessions_AreRefused()
+    {
+        var store = Store();
+        var turns = new[] { Turns.Make(s_session, "q1"), Turns.Make(new SessionKey("tenant1", "session-2"), "q2") };
+        Assert.ThrowsAsync<ArgumentException>(async () => await store.AppendManyAsync(turns, default));
+    }
+
+    [Test]
     public async Task ReadAndAppend_SetAndRefreshTheExpiry()
     {
         var store = Store(ttl: TimeSpan.FromMinutes(10));
@@ -94,6 +129,13 @@ public sealed class RedisHistoryStoreTests : RedisStoreTest
 
         var window = await store.ReadAsync(s_session, 10, default);
         Assert.That(Turns.Questions(window), Is.EqualTo(new[] { "q1", "q2" }));
+    }
+
+    private async Task<long> EvalShaCallsAsync()
+    {
+        var stats = await Redis.Server.InfoRawAsync("commandstats") ?? "";
+        var line = stats.Split('\n').FirstOrDefault(l => l.StartsWith("cmdstat_evalsha:", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split("calls=")[1].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private RedisHistoryStore Store(int maxStored = 100, TimeSpan? ttl = null) =>
