@@ -196,6 +196,38 @@ public sealed class SessionCacheTests : FunctionalTest
     }
 
     [Test]
+    public async Task TurnsQueuedBehindASlowWrite_GoOutInOneCall_AndTheCopyStaysWarm()
+    {
+        // Redis 100 ms away each way: while the first turn's write is on its way, the next turns queue behind it, and
+        // go out together in one call, whose announcements (one per turn) can come before its reply.
+        await using var relay = RedisRelay.Start(Redis, TimeSpan.FromMilliseconds(100));
+        await using var proxy = await ServingProxyAsync(RedisRelay.PatientReads, relay.ConnectionString);
+        await AskAsync(proxy, "s", 0);
+        await WaitForTurnsAsync("s", 1);
+        await Eventually.ValueAsync(() => MetricsAsync(proxy), m => WriteBackTests.Metric(m, "mnemo_writeback_queue_depth") == 0, "the first write done");
+        relay.Reset();
+
+        for (var i = 1; i <= 5; i++)
+        {
+            await AskAsync(proxy, "s", i);
+            Assert.That(UserMessages(), Is.EqualTo(Enumerable.Range(0, i + 1).Select(n => $"q{n}")), "every earlier turn, in order");
+        }
+
+        await WaitForTurnsAsync("s", 6);
+        await Eventually.ValueAsync(() => MetricsAsync(proxy), m => WriteBackTests.Metric(m, "mnemo_writeback_queue_depth") == 0, "every write done");
+        var writes = relay.DataRoundTrips.SelectMany(t => t.Commands).Count(c => c is "EVALSHA" or "EVAL");
+        Assert.That(writes, Is.InRange(2, 4), "q1 alone, then those queued behind it together: " + string.Join(" | ", relay.DataRoundTrips));
+
+        relay.Reset();
+        await AskAsync(proxy, "s", 6);
+        Assert.That(UserMessages(), Is.EqualTo(Enumerable.Range(0, 7).Select(n => $"q{n}")));
+        var metrics = await MetricsAsync(proxy);
+        Assert.That(WriteBackTests.Metric(metrics, "mnemo_cache_invalidations_total{reason=\"announced\"}"), Is.Zero, "its own turns' announcements do not drop the copy");
+        Assert.That(WriteBackTests.Metric(metrics, "mnemo_cache_invalidations_total{reason=\"own_write\"}"), Is.Zero);
+        Assert.That(relay.DataRoundTrips.SelectMany(t => t.Commands).Count(c => c == "LRANGE"), Is.Zero, "still served from the copy");
+    }
+
+    [Test]
     public async Task Disabled_ReadsRedisForEveryRequest()
     {
         await using var a = await StartProxyAsync(new Dictionary<string, string?> { ["Mnemo:Cache:Enabled"] = "false" });
