@@ -362,32 +362,33 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
             var batch = line.Batch;
             try
             {
+                // One turn's result without an array (the usual case), or each turn's of a call that wrote several.
+                AppendResult one = default;
+                AppendResult[]? several = null;
                 if (batch.Count == 1)
                 {
                     var attempt = attempts[i];
                     attempts[i] = default;
-                    var result = attempt.IsCompleted ? await attempt.ConfigureAwait(false) : await WithinAsync(attempt.AsTask(), started, abort).ConfigureAwait(false);
-                    // The cache before the pending turns: a read sees the turn in one or the other.
-                    _cache?.Written(batch[0], result);
-                    // Released from the queue before it is counted: whoever sees it written sees it gone from the queue.
-                    Done(line, 1);
-                    Written(batch[0], result, startedWall);
+                    one = attempt.IsCompleted ? await attempt.ConfigureAwait(false) : await WithinAsync(attempt.AsTask(), started, abort).ConfigureAwait(false);
                 }
                 else
                 {
                     var attempt = line.Results;
                     line.Results = default;
-                    var results = attempt.IsCompleted ? await attempt.ConfigureAwait(false) : await WithinAsync(attempt.AsTask(), started, abort).ConfigureAwait(false);
-                    for (var j = 0; j < batch.Count; j++)
-                    {
-                        _cache?.Written(batch[j], results[j]);
-                    }
+                    several = attempt.IsCompleted ? await attempt.ConfigureAwait(false) : await WithinAsync(attempt.AsTask(), started, abort).ConfigureAwait(false);
+                }
 
-                    Done(line, batch.Count);
-                    for (var j = 0; j < batch.Count; j++)
-                    {
-                        Written(batch[j], results[j], startedWall);
-                    }
+                // The cache before the pending turns: a read sees each turn in one or the other.
+                for (var j = 0; j < batch.Count; j++)
+                {
+                    _cache?.Written(batch[j], several?[j] ?? one);
+                }
+
+                // Released from the queue before they are counted: whoever sees a turn written sees it gone from the queue.
+                Done(line, batch.Count);
+                for (var j = 0; j < batch.Count; j++)
+                {
+                    Written(batch[j], several?[j] ?? one, startedWall);
                 }
             }
             catch (OperationCanceledException) when (abort.IsCancellationRequested)

@@ -71,9 +71,8 @@ internal static class LoadBenchmark
                         var factory = new RequestFactory(scenario == "direct" ? upstreamUrl : proxy.Url, mode, stream, "bench") { ExpectMemory = expect };
                         var row = await MeasureOpenAsync(scenario, factory, options.OpenRate, scenario == "direct" ? null : proxy, client, options);
                         var text = await proxy.MetricsAsync();
-                        double M(string series) => MetricText.Value(text, series);
                         Console.WriteLine(FormattableString.Invariant(
-                            $"    {scenario} {(stream ? "stream" : "json")}: p50 {row.P50:F3} ms p99 {row.P99:F3} ms errors {row.Errors} RSS {row.RssMb:F0} MB, queue after {M("mnemo_writeback_queue_depth")}; so far: cache hit {M("mnemo_cache_lookups_total{result=\"hit\"}")} miss {M("mnemo_cache_lookups_total{result=\"miss\"}")} bypass {M("mnemo_cache_lookups_total{result=\"bypass\"}")}, invalidated own_write {M("mnemo_cache_invalidations_total{reason=\"own_write\"}")} announced {M("mnemo_cache_invalidations_total{reason=\"announced\"}")} lost {M("mnemo_cache_invalidations_total{reason=\"subscription_lost\"}")}, reads {M("mnemo_redis_round_trips_total{op=\"read\"}")}"));
+                            $"    {scenario} {(stream ? "stream" : "json")}: p50 {row.P50:F3} ms p99 {row.P99:F3} ms errors {row.Errors} RSS {row.RssMb:F0} MB, queue after {MetricText.Value(text, "mnemo_writeback_queue_depth")}; {CacheSoFar(text)}"));
                     }
                 }
 
@@ -111,10 +110,7 @@ internal static class LoadBenchmark
                         Console.WriteLine(FormattableString.Invariant(
                             $"      cache off: p50 {none.P50:F3} ms; adds {(none.P50 - direct.P50) / (off.P50 - direct.P50):F2}x what off adds; throughput against off {100 * none.Throughput / off.Throughput:F0}%; CPU us/req {none.CpuMicrosecondsPerRequest:F0}; errors {none.Errors}"));
                         // Whether the memory requests were served as the ratios assume: warm, from the session cache.
-                        var text = await proxy.MetricsAsync();
-                        double M(string series) => MetricText.Value(text, series);
-                        Console.WriteLine(FormattableString.Invariant(
-                            $"      so far: cache hit {M("mnemo_cache_lookups_total{result=\"hit\"}")} miss {M("mnemo_cache_lookups_total{result=\"miss\"}")} bypass {M("mnemo_cache_lookups_total{result=\"bypass\"}")}, invalidated own_write {M("mnemo_cache_invalidations_total{reason=\"own_write\"}")} announced {M("mnemo_cache_invalidations_total{reason=\"announced\"}")} lost {M("mnemo_cache_invalidations_total{reason=\"subscription_lost\"}")}, Redis reads {M("mnemo_redis_round_trips_total{op=\"read\"}")}"));
+                        Console.WriteLine($"      {CacheSoFar(await proxy.MetricsAsync())}");
                     }
                 }
             }
@@ -161,6 +157,14 @@ internal static class LoadBenchmark
         await File.WriteAllTextAsync(options.JsonPath, JsonSerializer.Serialize(report, s_json));
         Console.WriteLine($"JSON: {Path.GetFullPath(options.JsonPath)}");
         return 0;
+    }
+
+    /// <summary>The proxy's session-cache counters so far (all scenarios): whether memory requests were served warm.</summary>
+    private static string CacheSoFar(string metrics)
+    {
+        double M(string series) => MetricText.Value(metrics, series);
+        return FormattableString.Invariant(
+            $"so far: cache hit {M("mnemo_cache_lookups_total{result=\"hit\"}")} miss {M("mnemo_cache_lookups_total{result=\"miss\"}")} bypass {M("mnemo_cache_lookups_total{result=\"bypass\"}")}, invalidated own_write {M("mnemo_cache_invalidations_total{reason=\"own_write\"}")} announced {M("mnemo_cache_invalidations_total{reason=\"announced\"}")} lost {M("mnemo_cache_invalidations_total{reason=\"subscription_lost\"}")}, reads {M("mnemo_redis_round_trips_total{op=\"read\"}")}");
     }
 
     private static readonly (string Scenario, string? Mode, string? Expect)[] Scenarios =

@@ -197,7 +197,7 @@ public sealed class RedisClusterTests : FunctionalTest
 
             var keys = (RedisValue[])(await cluster.Server(source).ExecuteAsync("CLUSTER", "GETKEYSINSLOT", slot, 100))!;
             Assert.That(keys.Select(k => (string)k!), Is.EquivalentTo(new[] { (string)turnsKey!, (string)metaKey! }));
-            Assert.That(await CommandStatAsync(cluster.Server(source), "evalsha", "rejected_calls"), Is.Zero, "no redirection while the keys were on the source");
+            Assert.That(await CommandStats.ValueAsync(cluster.Server(source), "evalsha", "rejected_calls"), Is.Zero, "no redirection while the keys were on the source");
             await cluster.Server(source).ExecuteAsync("MIGRATE", ["127.0.0.1", target.Port, "", 0, 5000, "KEYS", .. keys.Cast<object>()]);
             var migrated = await ListLengthOnAsync(target, turnsKey);
 
@@ -205,7 +205,7 @@ public sealed class RedisClusterTests : FunctionalTest
             // counted as a rejected call), and only a command sent after ASKING reaches the keys on the target.
             await WaitForExchangesAsync(load, busy, 3);
             await Eventually.TrueAsync(
-                async () => await CommandStatAsync(cluster.Server(source), "evalsha", "rejected_calls") > 0 && await ListLengthOnAsync(target, turnsKey) > migrated,
+                async () => await CommandStats.ValueAsync(cluster.Server(source), "evalsha", "rejected_calls") > 0 && await ListLengthOnAsync(target, turnsKey) > migrated,
                 "a write (EVALSHA) redirected by ASK to be executed on the target");
 
             foreach (var node in new[] { target, source }.Concat((await MastersAsync(cluster)).Where(m => m != source && m != target)))
@@ -223,7 +223,7 @@ public sealed class RedisClusterTests : FunctionalTest
 
         var redirections = await cluster.Server(source).InfoRawAsync("errorstats") ?? "";
         TestContext.Out.WriteLine($"[migration] source node errorstats: {redirections.ReplaceLineEndings(" ").Trim()}");
-        TestContext.Out.WriteLine($"[migration] source node: {await CommandStatAsync(cluster.Server(source), "evalsha", "rejected_calls")} EVALSHA redirected; target node: {await CommandStatAsync(cluster.Server(target), "asking", "calls")} ASKING");
+        TestContext.Out.WriteLine($"[migration] source node: {await CommandStats.ValueAsync(cluster.Server(source), "evalsha", "rejected_calls")} EVALSHA redirected; target node: {await CommandStats.ValueAsync(cluster.Server(target), "asking", "calls")} ASKING");
         Assert.That(redirections, Does.Contain("errorstat_ASK:"), "the source redirected with ASK");
         Assert.That(redirections, Does.Contain("errorstat_MOVED:"), "the source redirected with MOVED");
         Assert.That((await cluster.MasterOfAsync(turnsKey)).Port, Is.EqualTo(target.Port));
@@ -246,15 +246,6 @@ public sealed class RedisClusterTests : FunctionalTest
     {
         var target = load.Of(session).Count + more;
         return load.WaitUntilAsync(l => l.Of(session).Count >= target, $"{more} more turns of {session}", TimeSpan.FromSeconds(10));
-    }
-
-    /// <summary>A counter of <c>INFO commandstats</c>: calls, rejected_calls (redirections among them), failed_calls.</summary>
-    private static async Task<long> CommandStatAsync(IServer server, string command, string counter)
-    {
-        var stats = await server.InfoRawAsync("commandstats") ?? "";
-        var line = stats.Split('\n').FirstOrDefault(l => l.StartsWith($"cmdstat_{command}:", StringComparison.Ordinal));
-        var field = line?.TrimEnd().Split(':', 2)[1].Split(',').Select(f => f.Split('=')).FirstOrDefault(f => f[0] == counter);
-        return field is null ? 0 : long.Parse(field[1], CultureInfo.InvariantCulture);
     }
 
     /// <summary>LLEN on one node, with ASKING first: the importing node answers it for a slot it does not own yet.</summary>
