@@ -381,11 +381,11 @@ internal sealed class SessionMemoryMiddleware
                 {
                     // The client left, or the upstream broke, before the end of the answer reached the client: the turn
                     // was never its. (A Strict turn already written stays: its answer was complete at the upstream.)
-                    _queue.Pending.Remove(turn);
+                    _queue.Withdraw(turn);
                 }
                 else
                 {
-                    _queue.Enqueue(turn);
+                    _queue.Ready(turn);
                 }
             }
 

@@ -69,6 +69,11 @@ internal sealed class Turn
 
     private volatile bool _erased;
 
+    /// <summary>Where the turn is in its hand-off to the writer (see <c>WriteBack.WriteBackQueue</c>, which alone changes it).</summary>
+    public HandOff HandOff { get => (HandOff)Volatile.Read(ref _handOff); set => Volatile.Write(ref _handOff, (int)value); }
+
+    private int _handOff;
+
     public bool IsCounted => View.Position >= 0;
 
     public DialectId Dialect => View.Dialect;
@@ -77,6 +82,19 @@ internal sealed class Turn
     public void Counted(byte[] payload, StoredTurn view) => _element = new Element(payload, view);
 
     private sealed record Element(byte[] Payload, StoredTurn View);
+}
+
+/// <summary>A captured turn's hand-off from its request to the writer.</summary>
+internal enum HandOff
+{
+    /// <summary>Its answer has ended (reads see it) but its request has not completed.</summary>
+    Held,
+
+    /// <summary>Its request completed: it is to be written once every earlier held turn of its session is decided.</summary>
+    Ready,
+
+    /// <summary>Handed to the writer.</summary>
+    Queued,
 }
 
 /// <summary>A stored element located but not decoded: its id, dialect, token estimate and the byte range of its messages.</summary>

@@ -29,4 +29,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 508, Level = LogLevel.Error, Message = "A turn waited longer than an erasure's tombstone lasts (Mnemo:Admin:TombstoneTtl) and was dropped: written now, it could bring back a session erased meanwhile.")]
     public static partial void TurnTooOld(ILogger logger);
+
+    [LoggerMessage(EventId = 509, Level = LogLevel.Warning, Message = "Shutting down: {Count} turns whose requests never completed were not written.")]
+    public static partial void AbandonedAtShutdown(ILogger logger, int count);
 }

@@ -14,6 +14,18 @@ internal sealed class PendingTurns
 
     public int SessionCount => _bySession.Count;
 
+    /// <summary>Each session's held turns, oldest first (never an empty array).</summary>
+    public IEnumerable<Turn[]> Sessions()
+    {
+        foreach (var (_, turns) in _bySession)
+        {
+            if (turns.Length > 0)
+            {
+                yield return turns;
+            }
+        }
+    }
+
     public Turn[] Snapshot(SessionKey session) => _bySession.TryGetValue(session.Slot, out var turns) ? turns : [];
 
     /// <summary>

@@ -2,14 +2,15 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Mnemo.Proxy.History;
 using Mnemo.Proxy.Metrics;
+using Mnemo.Proxy.Sessions;
 
 namespace Mnemo.Proxy.WriteBack;
 
 /// <summary>The bounded hand-off from the response path to the background writer. Enqueueing never waits.</summary>
 /// <remarks>
 /// The bounds (<see cref="WriteBackOptions.QueueCapacity"/> turns, <see cref="WriteBackOptions.QueueBytes"/> bytes) hold
-/// a turn from <see cref="Enqueue"/> until the writer <see cref="Release"/>s it, written or dropped: a turn in flight or
-/// waiting for a retry still takes its room, so an outage fills the queue at the rate turns arrive and no faster, and
+/// a turn from when it is handed to the writer (see <see cref="Ready"/>) until the writer <see cref="Release"/>s it,
+/// written or dropped: a turn in flight or waiting for a retry still takes its room, so an outage fills the queue at the rate turns arrive and no faster, and
 /// the writer's memory stays bounded however long it lasts. The channel itself is unbounded; these counters bound it.
 /// </remarks>
 internal sealed class WriteBackQueue
@@ -47,30 +48,127 @@ internal sealed class WriteBackQueue
     /// <summary>The payload bytes of those turns.</summary>
     public long Bytes => Interlocked.Read(ref _bytes);
 
-    /// <summary>Makes the turn visible to reads on this replica at once; the write itself waits for <see cref="Enqueue"/>.</summary>
+    /// <summary>
+    /// Makes the turn visible to reads on this replica at once, in the order answers end; the write waits for
+    /// <see cref="Ready"/> (or <see cref="Withdraw"/>).
+    /// </summary>
     public void Hold(Turn turn) => Pending.Add(turn);
 
-    /// <summary>Hands a held turn to the writer; a full queue or a stopped writer drops it, counted and logged.</summary>
-    public void Enqueue(Turn turn)
+    /// <summary>
+    /// The turn's request completed: it goes to the writer as soon as every turn of its session held before it is
+    /// decided (handed on, written or withdrawn). A session's turns thus reach the writer in the order they were held,
+    /// the order their answers ended, however the completions of their requests are timed.
+    /// </summary>
+    public void Ready(Turn turn)
     {
-        var size = turn.Size;
-        bool overBytes;
+        if (turn.Erased)
+        {
+            // Erased while its request was completing: no longer pending, so nothing to keep in order; the writer lets it go.
+            bool handed, overBytes;
+            lock (_gate)
+            {
+                handed = TryHand(turn, out overBytes);
+            }
+
+            if (!handed)
+            {
+                Dropped(turn, overBytes);
+            }
+
+            return;
+        }
+
+        turn.HandOff = HandOff.Ready;
+        Flush(turn.Session);
+    }
+
+    /// <summary>The turn's request failed before its answer reached the client: it is not written, and no longer holds up the turns after it.</summary>
+    public void Withdraw(Turn turn)
+    {
+        Pending.Remove(turn);
+        Flush(turn.Session);
+    }
+
+    /// <summary>
+    /// Hands the session's ready turns to the writer, oldest first, up to the first turn still held. Also called when a
+    /// turn leaves the pending turns other than through the writer (a Strict turn written on its response path).
+    /// </summary>
+    public void Flush(SessionKey session)
+    {
+        List<(Turn Turn, bool OverBytes)>? dropped = null;
         lock (_gate)
         {
-            overBytes = _bytes + size > _capacityBytes;
-            if (!overBytes && _depth < _capacity && _channel.Writer.TryWrite(turn))
+            foreach (var turn in Pending.Snapshot(session))
             {
-                _depth++;
-                _bytes += size;
-                return;
+                if (turn.HandOff == HandOff.Held)
+                {
+                    break;
+                }
+
+                if (turn.HandOff == HandOff.Ready && !TryHand(turn, out var overBytes))
+                {
+                    (dropped ??= []).Add((turn, overBytes));
+                }
             }
         }
 
+        if (dropped is not null)
+        {
+            foreach (var (turn, overBytes) in dropped)
+            {
+                Dropped(turn, overBytes);
+            }
+        }
+    }
+
+    /// <summary>
+    /// At shutdown, once no request can complete any more: turns whose requests never completed are let go, and the
+    /// ready turns behind them handed on. Returns how many were let go.
+    /// </summary>
+    public int Settle()
+    {
+        var abandoned = 0;
+        foreach (var turns in Pending.Sessions())
+        {
+            foreach (var turn in turns)
+            {
+                if (turn.HandOff == HandOff.Held)
+                {
+                    Pending.Remove(turn);
+                    abandoned++;
+                }
+            }
+
+            Flush(turns[0].Session);
+        }
+
+        return abandoned;
+    }
+
+    /// <summary>Into the channel, within the bounds (the caller holds the gate); false: no room, or the writer has stopped.</summary>
+    private bool TryHand(Turn turn, out bool overBytes)
+    {
+        var size = turn.Size;
+        // Decided either way: a concurrent walk of the session's turns goes past it.
+        turn.HandOff = HandOff.Queued;
+        overBytes = _bytes + size > _capacityBytes;
+        if (overBytes || _depth >= _capacity || !_channel.Writer.TryWrite(turn))
+        {
+            return false;
+        }
+
+        _depth++;
+        _bytes += size;
+        return true;
+    }
+
+    private void Dropped(Turn turn, bool overBytes)
+    {
         Pending.Remove(turn);
         _metrics.WriteBack(WriteBackOutcome.Dropped);
         if (overBytes)
         {
-            Log.TurnDroppedQueueBytes(_logger, size);
+            Log.TurnDroppedQueueBytes(_logger, turn.Size);
         }
         else
         {

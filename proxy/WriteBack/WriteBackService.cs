@@ -111,6 +111,8 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
             // The cache before the pending turns: a read sees the turn in one or the other.
             _cache?.Written(turn, result);
             _queue.Pending.Remove(turn);
+            // Turns of the session answered after it and already complete were waiting for it.
+            _queue.Flush(turn.Session);
             return true;
         }
         catch (Exception ex)
@@ -146,6 +148,14 @@ internal sealed class WriteBackService : IHostedLifecycleService, IDisposable
 
     public async Task StoppedAsync(CancellationToken cancellationToken)
     {
+        // The web server has stopped: every request that will ever complete has. A turn still held never will, and must
+        // not hold up the turns of its session behind it.
+        var abandoned = _queue.Settle();
+        if (abandoned > 0)
+        {
+            Log.AbandonedAtShutdown(_logger, abandoned);
+        }
+
         _queue.Complete();
         var queued = _queue.Depth;
         if (queued > 0)

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
 
 namespace Mnemo.Proxy.Tests.Common;
@@ -43,8 +44,9 @@ public abstract class FunctionalTest
         await Redis.FlushAsync();
     }
 
-    protected Task<ProxyHost> StartProxyAsync(IDictionary<string, string?>? settings = null, string? redis = "", bool waitUntilReady = true) =>
-        ProxyHost.StartAsync(Upstream.Url, redis == "" ? Redis.ConnectionString : redis, settings, waitUntilReady);
+    protected Task<ProxyHost> StartProxyAsync(
+        IDictionary<string, string?>? settings = null, string? redis = "", bool waitUntilReady = true, Action<IServiceCollection>? services = null) =>
+        ProxyHost.StartAsync(Upstream.Url, redis == "" ? Redis.ConnectionString : redis, settings, waitUntilReady, services);
 
     /// <summary>
     /// Until the proxy's session cache serves (its invalidation subscription is confirmed, shortly after start): before

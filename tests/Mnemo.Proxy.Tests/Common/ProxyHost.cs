@@ -43,14 +43,16 @@ public sealed class ProxyHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <param name="redis">A Redis connection string, or null for the embedded store.</param>
-    public static async Task<ProxyHost> StartAsync(string upstream, string? redis, IDictionary<string, string?>? settings = null, bool waitUntilReady = true)
+    /// <param name="services">Registers test services beside Mnemo's (e.g. a YARP transform that holds a request's completion).</param>
+    public static async Task<ProxyHost> StartAsync(
+        string upstream, string? redis, IDictionary<string, string?>? settings = null, bool waitUntilReady = true, Action<IServiceCollection>? services = null)
     {
         // A free port can be taken by another process between the probe and the bind: try again on fresh ports.
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await StartOnFreePortsAsync(upstream, redis, settings, waitUntilReady);
+                return await StartOnFreePortsAsync(upstream, redis, settings, waitUntilReady, services);
             }
             catch (IOException ex) when (attempt < 5 && ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
             {
@@ -58,7 +60,8 @@ public sealed class ProxyHost : IAsyncDisposable
         }
     }
 
-    private static async Task<ProxyHost> StartOnFreePortsAsync(string upstream, string? redis, IDictionary<string, string?>? settings, bool waitUntilReady)
+    private static async Task<ProxyHost> StartOnFreePortsAsync(
+        string upstream, string? redis, IDictionary<string, string?>? settings, bool waitUntilReady, Action<IServiceCollection>? services)
     {
         var proxyPort = Ports.Free();
         var managementPort = Ports.Free();
@@ -85,6 +88,7 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(logs);
         builder.AddMnemo();
+        services?.Invoke(builder.Services);
         var app = builder.Build();
         app.MapMnemo();
         try
