@@ -1,4 +1,5 @@
 using System.Buffers;
+using Mnemo.Proxy.Conversation;
 using Mnemo.Proxy.Dialects;
 using Mnemo.Proxy.History;
 
@@ -161,17 +162,31 @@ internal readonly struct ContextWindow
     /// <summary>
     /// The messages of the chosen turns in <paramref name="target"/>'s format: a turn of the same dialect is its stored
     /// bytes, untouched; each run of turns stored by other dialects is converted as one segment. The segments are the
-    /// first <paramref name="count"/> of a rented array: give it back with <see cref="Return"/>.
+    /// first <paramref name="count"/> of a rented array: give it back with <see cref="Return"/>. <paramref name="shapes"/>
+    /// holds each segment's tool shape in the target's ids (see <see cref="ValidHistory"/>), or is empty when no chosen
+    /// turn has a tool call, result or item id.
     /// </summary>
-    public ReadOnlyMemory<byte>[] Segments(Dialect target, Converter converter, out int count)
+    public ReadOnlyMemory<byte>[] Segments(Dialect target, Converter converter, out int count, out TurnShape[] shapes)
     {
         count = 0;
+        shapes = [];
         if (Count == 0)
         {
             return [];
         }
 
         var segments = ArrayPool<ReadOnlyMemory<byte>>.Shared.Rent(Count);
+        var tools = false;
+        for (var i = 0; i < Count && !tools; i++)
+        {
+            tools = Turns[i].Shape is not { HasTools: false };
+        }
+
+        if (tools)
+        {
+            shapes = new TurnShape[Count];
+        }
+
         var written = 0;
         List<ForeignTurn>? foreign = null;
         for (var i = 0; i < Count; i++)
@@ -181,8 +196,13 @@ internal readonly struct ContextWindow
             {
                 if (foreign is { Count: > 0 })
                 {
-                    segments[written++] = converter.Convert(target, foreign);
-                    foreign.Clear();
+                    Foreign(target, converter, foreign, segments, shapes, ref written);
+                }
+
+                if (tools)
+                {
+                    // An element stored before shapes were kept has its shape worked out here, from its messages.
+                    shapes[written] = turn.Shape ?? Pairing.Shape(target, turn.Messages.Span);
                 }
 
                 segments[written++] = turn.Messages;
@@ -195,11 +215,40 @@ internal readonly struct ContextWindow
 
         if (foreign is { Count: > 0 })
         {
-            segments[written++] = converter.Convert(target, foreign);
+            Foreign(target, converter, foreign, segments, shapes, ref written);
         }
 
         count = written;
         return segments;
+    }
+
+    private static void Foreign(Dialect target, Converter converter, List<ForeignTurn> foreign, ReadOnlyMemory<byte>[] segments, TurnShape[] shapes, ref int written)
+    {
+        var bytes = converter.Convert(target, foreign, out var shape);
+        if (shapes.Length > 0)
+        {
+            shapes[written] = shape;
+        }
+
+        segments[written++] = bytes;
+        foreign.Clear();
+    }
+
+    /// <summary>Whether a chosen turn may leave a tool call open (so the request's own first items are needed to pair it).</summary>
+    public bool MayEndOpen
+    {
+        get
+        {
+            for (var i = 0; i < Count; i++)
+            {
+                if (Turns[i].Shape is not { } shape || shape.Open.Length > 0)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
     }
 
     /// <summary>Gives back the rented arrays; the window and its segments are not used after this.</summary>

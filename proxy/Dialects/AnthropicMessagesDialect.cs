@@ -163,6 +163,9 @@ internal sealed class AnthropicMessagesDialect : Dialect
     protected override void WriteInput(Utf8JsonWriter writer, ReadOnlySpan<byte> item, SplicePlan plan) =>
         AnthropicCacheControl.WriteWithout(writer, item);
 
+    // "tool_use" and "tool_result" blocks.
+    public override bool MayHaveTools(ReadOnlySpan<byte> elements) => elements.IndexOf("\"tool_"u8) >= 0;
+
     public override void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops)
     {
         var reader = new Utf8JsonReader(messagesArray);

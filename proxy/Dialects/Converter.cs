@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Text.Json;
 using Microsoft.Extensions.Caching.Hybrid;
 using Mnemo.Proxy.Buffers;
+using Mnemo.Proxy.Conversation;
 using Mnemo.Proxy.Metrics;
 
 namespace Mnemo.Proxy.Dialects;
@@ -36,11 +37,19 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics, 
     /// elements of <paramref name="target"/>'s array, comma-joined without brackets; empty when nothing is left.
     /// </summary>
     /// <remarks>The run is converted as a whole so that tool calls and results across its turns stay paired and adjacent messages of one role can merge.</remarks>
-    public byte[] Convert(Dialect target, IReadOnlyList<ForeignTurn> turns)
+    public byte[] Convert(Dialect target, IReadOnlyList<ForeignTurn> turns) => Convert(target, turns, out _);
+
+    /// <summary>
+    /// Like <see cref="Convert(Dialect, IReadOnlyList{ForeignTurn})"/>, with the converted run's <paramref name="shape"/>
+    /// in the target's ids (see <see cref="Pairing"/>), worked out once and cached with it.
+    /// </summary>
+    public byte[] Convert(Dialect target, IReadOnlyList<ForeignTurn> turns, out TurnShape shape)
     {
         if (cache is null)
         {
-            return Convert(target, turns, new Drops(metrics, target.Id, null));
+            var converted = Convert(target, turns, new Drops(metrics, target.Id, null));
+            shape = Pairing.Shape(target, converted);
+            return converted;
         }
 
         var key = Key(target, turns);
@@ -52,7 +61,7 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics, 
             {
                 var recorded = new List<Dropped>();
                 var bytes = state.Converter.Convert(state.Target, state.Turns, new Drops(state.Converter.Metrics, state.Target.Id, recorded));
-                return ValueTask.FromResult(new Conversion(bytes, [.. recorded]));
+                return ValueTask.FromResult(new Conversion(bytes, [.. recorded], Pairing.Shape(state.Target, bytes)));
             },
             s_entry);
 
@@ -68,6 +77,7 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics, 
             }
         }
 
+        shape = conversion.Shape;
         return conversion.Bytes;
     }
 
@@ -166,9 +176,11 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics, 
     /// request that created it (a miss, its drops already counted) from the ones that find it.
     /// </summary>
     [ImmutableObject(true)]
-    private sealed class Conversion(byte[] bytes, Dropped[] dropped)
+    private sealed class Conversion(byte[] bytes, Dropped[] dropped, TurnShape shape)
     {
         public byte[] Bytes { get; } = bytes;
+
+        public TurnShape Shape { get; } = shape;
 
         public Dropped[] Dropped { get; } = dropped;
 

@@ -78,6 +78,19 @@ internal abstract class Dialect
     /// <remarks>Asked once per turn when it is captured and stored with it, so the read path never parses messages for it.</remarks>
     public abstract bool ContinuesToolExchange(ReadOnlySpan<byte> firstInputItem);
 
+    /// <summary>
+    /// Whether a run of this dialect's messages (array elements, without brackets) may hold a tool call, a tool result
+    /// or an item id: false only when it cannot (the names the API gives them do not occur), so that most turns are
+    /// never parsed for the pairing rules (see <see cref="Pairing"/>).
+    /// </summary>
+    public abstract bool MayHaveTools(ReadOnlySpan<byte> elements);
+
+    /// <summary>
+    /// Adds the ids the API gives the items of a run (a messages array, brackets included), and tells whether one of
+    /// them refers to an item only the provider holds. None in an API without item ids.
+    /// </summary>
+    public virtual void ItemIds(ReadOnlySpan<byte> messagesArray, List<string> into, out bool references) => references = false;
+
     /// <summary>Reads stored messages of this dialect (the elements of a stored turn's array) into the shared model.</summary>
     /// <remarks>Off the same-dialect path: only a turn read by another dialect is converted. What the model cannot carry is reported to <paramref name="drops"/>.</remarks>
     public abstract void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops);

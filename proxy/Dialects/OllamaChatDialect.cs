@@ -45,6 +45,9 @@ internal sealed class OllamaChatDialect : Dialect
     // A "tool" message answers a call of the assistant message before it (by id, or by name and order).
     public override bool ContinuesToolExchange(ReadOnlySpan<byte> firstInputItem) => PropertyIs(firstInputItem, "role"u8, "tool"u8);
 
+    // "tool_calls", and the role "tool".
+    public override bool MayHaveTools(ReadOnlySpan<byte> elements) => elements.IndexOf("\"tool"u8) >= 0;
+
     public override void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops)
     {
         var reader = new Utf8JsonReader(messagesArray);

@@ -19,9 +19,16 @@ internal sealed class OpenAIResponsesAnswer : IDisposable
 
     private PooledBuffer? _items;
     private bool _messageOpen;
+    private List<string>? _ids;
 
     /// <summary>Bytes of answer text and call arguments kept.</summary>
     public int Bytes { get; private set; }
+
+    /// <summary>
+    /// The provider's ids of the kept items, in their order (<c>""</c> where one had none): the stored items leave
+    /// them out, but a client may refer to one of them (<c>item_reference</c>) instead of resending it.
+    /// </summary>
+    public string[] ItemIds => _ids is null ? [] : [.. _ids];
 
     /// <summary>
     /// Reads a Response object (the reader on its start, left on its end): its usage and, when its status is
@@ -110,6 +117,7 @@ internal sealed class OpenAIResponsesAnswer : IDisposable
         var items = _items ??= new PooledBuffer(Math.Min(output.Length, 64 * 1024));
         items.Clear();
         Bytes = 0;
+        _ids?.Clear();
         using var writer = new Utf8JsonWriter(items, s_writerOptions);
         writer.WriteStartArray();
         var reader = new Utf8JsonReader(output);
@@ -184,6 +192,11 @@ internal sealed class OpenAIResponsesAnswer : IDisposable
         {
             case ItemType.Message:
                 Message(json, item, writer);
+                if (_messageOpen)
+                {
+                    Kept(json, item.Id);
+                }
+
                 break;
             case ItemType.FunctionCall when item.CallId is { } callId && item.Name is { } name:
                 writer.WriteStartObject();
@@ -194,6 +207,7 @@ internal sealed class OpenAIResponsesAnswer : IDisposable
                 Raw(writer, "arguments"u8, arguments);
                 writer.WriteEndObject();
                 Bytes += arguments.Length - 2;
+                Kept(json, item.Id);
                 break;
             case ItemType.Reasoning when item.EncryptedContent is { } encrypted:
                 writer.WriteStartObject();
@@ -215,8 +229,21 @@ internal sealed class OpenAIResponsesAnswer : IDisposable
 
                 Raw(writer, "encrypted_content"u8, json[encrypted]);
                 writer.WriteEndObject();
+                Kept(json, item.Id);
                 break;
         }
+    }
+
+    private void Kept(ReadOnlySpan<byte> json, Range? id)
+    {
+        var text = "";
+        if (id is { } range)
+        {
+            var reader = new Utf8JsonReader(json[range]);
+            text = reader.Read() ? reader.GetString() ?? "" : "";
+        }
+
+        (_ids ??= []).Add(text);
     }
 
     private void Message(ReadOnlySpan<byte> json, in ItemFields item, Utf8JsonWriter writer)

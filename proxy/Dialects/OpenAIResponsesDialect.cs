@@ -159,6 +159,45 @@ internal sealed class OpenAIResponsesDialect : Dialect
         writer.WriteEndObject();
     }
 
+    // Every "…_call" and "…_call_output" item, an item's "id", and "item_reference".
+    public override bool MayHaveTools(ReadOnlySpan<byte> elements) =>
+        elements.IndexOf("_call"u8) >= 0 || elements.IndexOf("\"id\""u8) >= 0 || elements.IndexOf("item_reference"u8) >= 0;
+
+    /// <summary>The <c>id</c> of each item; an <c>item_reference</c> names an item the provider stored.</summary>
+    public override void ItemIds(ReadOnlySpan<byte> messagesArray, List<string> into, out bool references)
+    {
+        references = false;
+        var reader = new Utf8JsonReader(messagesArray);
+        reader.Read();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                reader.Skip();
+                continue;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isId = reader.ValueTextEquals("id"u8);
+                var isType = !isId && reader.ValueTextEquals("type"u8);
+                reader.Read();
+                if (isId && reader.TokenType == JsonTokenType.String)
+                {
+                    into.Add(reader.GetString()!);
+                }
+                else if (isType && reader.TokenType == JsonTokenType.String && reader.ValueTextEquals("item_reference"u8))
+                {
+                    references = true;
+                }
+                else
+                {
+                    reader.Skip();
+                }
+            }
+        }
+    }
+
     public override void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops)
     {
         var reader = new Utf8JsonReader(messagesArray);

@@ -11,6 +11,8 @@ internal sealed class OpenAIResponsesJsonParser : JsonResponseParser
 
     public override void WriteAnswer(Utf8JsonWriter writer) => _answer.Write(writer);
 
+    public override string[] AnswerItemIds => _answer.ItemIds;
+
     protected override void OnDocument(ReadOnlySpan<byte> body)
     {
         var reader = new Utf8JsonReader(body);

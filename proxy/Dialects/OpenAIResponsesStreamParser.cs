@@ -55,6 +55,8 @@ internal sealed class OpenAIResponsesStreamParser : SseResponseParser
 
     public override void WriteAnswer(Utf8JsonWriter writer) => _answer.Write(writer);
 
+    public override string[] AnswerItemIds => _answer.ItemIds;
+
     protected override void Release() => _answer.Dispose();
 
     protected override void Dispose(bool disposing)

@@ -89,6 +89,12 @@ internal abstract class ResponseParser : IDisposable
     /// <summary>Writes the assistant message(s) of the answer in the dialect's request format.</summary>
     public abstract void WriteAnswer(Utf8JsonWriter writer);
 
+    /// <summary>
+    /// The provider's ids of the items <see cref="WriteAnswer"/> writes, in order, where the API lets a client refer to
+    /// them (Responses' <c>item_reference</c>); empty elsewhere.
+    /// </summary>
+    public virtual string[] AnswerItemIds => [];
+
     public void Dispose()
     {
         Dispose(true);

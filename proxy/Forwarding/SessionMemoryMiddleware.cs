@@ -260,6 +260,9 @@ internal sealed class SessionMemoryMiddleware
                     context.Response.OnCompleted(_scheduleSummary, (_summary, exchange));
                 }
 
+                // What the request's own items start with answers the injected part's open calls: read before Auto
+                // narrows the inputs to the new turn.
+                var requestAnswers = window.MayEndOpen ? Pairing.LeadingAnswers(dialect, body.Span, plan) : [];
                 if (mode == MemoryMode.Auto)
                 {
                     // Auto (issue 11): only the stored turns the client did not send itself; plan's inputs become the new turn.
@@ -267,14 +270,15 @@ internal sealed class SessionMemoryMiddleware
                     window = window.Oldest(missing);
                 }
 
-                segments = window.Segments(dialect, _converter, out segmentCount);
+                segments = window.Segments(dialect, _converter, out segmentCount, out var shapes);
+                var valid = ValidHistory.Apply(dialect, segments, shapes, ref segmentCount, requestAnswers, _metrics);
                 if (_memory.AnthropicCacheBreakpoint && dialect.Id == DialectId.AnthropicMessages && segmentCount > 0
                     && AnthropicBreakpoint.Count(body.Span) < AnthropicBreakpoint.MaxBreakpoints)
                 {
-                    segments[segmentCount - 1] = AnthropicBreakpoint.OnLast(segments[segmentCount - 1]);
+                    valid[segmentCount - 1] = AnthropicBreakpoint.OnLast(valid[segmentCount - 1]);
                 }
 
-                spliced = SummaryWindow.Inject(history, dialect, plan, segments, ref segmentCount, out instructions);
+                spliced = SummaryWindow.Inject(history, dialect, plan, valid, ref segmentCount, out instructions);
                 // --- end rolling summary
                 exchange.Memory = stored > 0 ? MemoryState.Hit : MemoryState.Empty;
                 exchange.ContextTurns = window.Count;

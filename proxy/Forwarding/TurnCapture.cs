@@ -71,7 +71,8 @@ internal sealed class TurnCapture(TimeProvider time, IOptions<MemoryOptions> mem
             exchange,
             static (writer, state) => state.Dialect!.WriteTurnMessages(writer, state.Body!.Span, state.Plan!, state.Parser!),
             continues,
-            model);
+            model,
+            static (elements, state) => Pairing.Shape(state.Dialect!, elements, state.Parser!.AnswerItemIds));
 
         if (payload.Length > _maxTurnBytes)
         {

@@ -1,3 +1,4 @@
+using Mnemo.Proxy.Conversation;
 using Mnemo.Proxy.Metrics;
 using Mnemo.Proxy.Sessions;
 
@@ -100,8 +101,10 @@ internal enum HandOff
 /// <summary>A stored element located but not decoded: its id, dialect, token estimate and the byte range of its messages.</summary>
 internal readonly struct StoredTurn
 {
-    public StoredTurn(ReadOnlyMemory<byte> payload, Range id, Range messages, int tokens, DialectId dialect, bool continuesToolExchange, long position = -1)
+    public StoredTurn(
+        ReadOnlyMemory<byte> payload, Range id, Range messages, int tokens, DialectId dialect, bool continuesToolExchange, long position = -1, TurnShape? shape = null)
     {
+        Shape = shape;
         Position = position;
         Payload = payload;
         IdRange = id;
@@ -142,6 +145,12 @@ internal readonly struct StoredTurn
     /// Decided when the turn was captured (<see cref="Dialects.Dialect.ContinuesToolExchange"/>).
     /// </summary>
     public bool ContinuesToolExchange { get; }
+
+    /// <summary>
+    /// The turn's tool calls, results and item ids, as the pairing rules need them (see <see cref="TurnShape"/>); null for
+    /// an element written before shapes were stored: it is worked out from its messages when needed.
+    /// </summary>
+    public TurnShape? Shape { get; }
 
     public ReadOnlySpan<byte> Id => Payload.Span[IdRange];
 

@@ -1,12 +1,13 @@
 using System.Text.Json;
 using Mnemo.Proxy.Buffers;
+using Mnemo.Proxy.Conversation;
 using Mnemo.Proxy.Metrics;
 
 namespace Mnemo.Proxy.History;
 
 /// <summary>
 /// The stored form of a turn, one Redis list element:
-/// <c>{"id":"…","d":"dialect","x":1,"p":position,"tok":count,"ml":length,"messages":[…],"ts":unix-ms,"m":"model","usage":{"input":…,"output":…,"cache_read":…,"cache_write":…}}</c>.
+/// <c>{"id":"…","d":"dialect","x":1,"t":{…},"p":position,"tok":count,"ml":length,"messages":[…],"ts":unix-ms,"m":"model","usage":{"input":…,"output":…,"cache_read":…,"cache_write":…}}</c>.
 /// Messages are kept in the dialect's own request format so they splice back into that dialect without conversion;
 /// the usage is normalised (<see cref="TokenUsage"/>), with -1 where the upstream reported nothing. <c>tok</c> is the
 /// writer's count of the messages' bytes (see <see cref="Tokens.TokenCounter"/>) once <c>p</c>, the session's running token
@@ -16,6 +17,10 @@ namespace Mnemo.Proxy.History;
 /// The read path locates twenty of these per request, so what it needs comes first: the id, the dialect, <c>x</c> (only
 /// when the turn continues a tool exchange, see <see cref="StoredTurn.ContinuesToolExchange"/>), the token estimate and
 /// <c>ml</c>, the byte length of the messages array, which is then taken by offset instead of being tokenized.
+/// <c>t</c> is the turn's <see cref="TurnShape"/>, <c>{}</c> for a turn without tool calls, results or item ids:
+/// <c>{"a":[answered call ids],"o":[open call id, its tool's name, …],"c":[call ids],"i":[item ids],"r":[answer item ids],"v":0}</c>
+/// (each only when not empty; <c>v</c> only when the turn is not valid on its own). Elements written before it have no
+/// <c>t</c>: their shape is worked out when they are read.
 /// </remarks>
 internal static class TurnCodec
 {
@@ -68,9 +73,13 @@ internal static class TurnCodec
         return Convert.ToHexStringLower(id);
     }
 
+    /// <summary>Works out the shape of a turn from its messages (the elements of its array, without brackets).</summary>
+    public delegate TurnShape ShapeOf<in TState>(ReadOnlySpan<byte> elements, TState state);
+
     /// <summary>
     /// Writes a turn element; <paramref name="writeMessages"/> writes the elements of the messages array.
     /// <paramref name="continuesToolExchange"/>: its first message is a tool result answering the turn before.
+    /// <paramref name="shape"/> works out the turn's <see cref="TurnShape"/> from the messages written (none: not stored).
     /// </summary>
     public static byte[] Encode<TState>(
         string id,
@@ -81,7 +90,8 @@ internal static class TurnCodec
         TState state,
         Action<Utf8JsonWriter, TState> writeMessages,
         bool continuesToolExchange = false,
-        string? model = null)
+        string? model = null,
+        ShapeOf<TState>? shape = null)
     {
         var messages = t_messages ??= new PooledBuffer(4096);
         var element = t_element ??= new PooledBuffer(4096);
@@ -95,6 +105,7 @@ internal static class TurnCodec
             writeMessages(writer, state);
             writer.WriteEndArray();
             writer.Flush();
+            var turnShape = shape?.Invoke(messages.Span[1..^1], state);
 
             writer.Reset(element);
             writer.WriteStartObject();
@@ -104,6 +115,11 @@ internal static class TurnCodec
             {
                 // Absent, not 0, on most turns: elements written before the flag existed read the same way.
                 writer.WriteNumber("x"u8, 1);
+            }
+
+            if (turnShape is not null)
+            {
+                WriteShape(writer, turnShape);
             }
 
             writer.WriteNumber("tok"u8, tokens);
@@ -136,6 +152,119 @@ internal static class TurnCodec
             writer.Reset(Stream.Null);
             ShrinkIfLarge(messages);
             ShrinkIfLarge(element);
+        }
+    }
+
+    private static void WriteShape(Utf8JsonWriter writer, TurnShape shape)
+    {
+        writer.WriteStartObject("t"u8);
+        Strings(writer, "a"u8, shape.Answers);
+        if (shape.Open.Length > 0)
+        {
+            writer.WriteStartArray("o"u8);
+            foreach (var call in shape.Open)
+            {
+                writer.WriteStringValue(call.Id);
+                writer.WriteStringValue(call.Name);
+            }
+
+            writer.WriteEndArray();
+        }
+
+        Strings(writer, "c"u8, shape.Calls);
+        Strings(writer, "i"u8, shape.Items);
+        Strings(writer, "r"u8, shape.AnswerItems);
+        if (!shape.Valid)
+        {
+            writer.WriteNumber("v"u8, 0);
+        }
+
+        writer.WriteEndObject();
+
+        static void Strings(Utf8JsonWriter writer, ReadOnlySpan<byte> name, string[] values)
+        {
+            if (values.Length == 0)
+            {
+                return;
+            }
+
+            writer.WriteStartArray(name);
+            foreach (var value in values)
+            {
+                writer.WriteStringValue(value);
+            }
+
+            writer.WriteEndArray();
+        }
+    }
+
+    /// <summary>Reads a <c>t</c> object (the reader on its start, left on its end); null when it is not one this version wrote.</summary>
+    private static TurnShape? ReadShape(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            reader.Skip();
+            return null;
+        }
+
+        string[] answers = [], calls = [], items = [], answerItems = [];
+        ToolCallRef[] open = [];
+        var valid = true;
+        var any = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            any = true;
+            var name = reader.ValueSpan.Length == 1 ? reader.ValueSpan[0] : (byte)0;
+            reader.Read();
+            switch (name)
+            {
+                case (byte)'a':
+                    answers = Strings(ref reader);
+                    break;
+                case (byte)'o':
+                    var flat = Strings(ref reader);
+                    open = new ToolCallRef[flat.Length / 2];
+                    for (var i = 0; i < open.Length; i++)
+                    {
+                        open[i] = new ToolCallRef(flat[2 * i], flat[(2 * i) + 1]);
+                    }
+
+                    break;
+                case (byte)'c':
+                    calls = Strings(ref reader);
+                    break;
+                case (byte)'i':
+                    items = Strings(ref reader);
+                    break;
+                case (byte)'r':
+                    answerItems = Strings(ref reader);
+                    break;
+                case (byte)'v':
+                    valid = !(reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var v) && v == 0);
+                    break;
+                default:
+                    reader.Skip();
+                    break;
+            }
+        }
+
+        return any ? new TurnShape(answers, open, calls, items, answerItems, valid) : TurnShape.None;
+
+        static string[] Strings(ref Utf8JsonReader reader)
+        {
+            if (reader.TokenType != JsonTokenType.StartArray)
+            {
+                reader.Skip();
+                return [];
+            }
+
+            var values = new List<string>();
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                values.Add(reader.TokenType == JsonTokenType.String ? reader.GetString()! : "");
+            }
+
+            return [.. values];
         }
     }
 
@@ -217,6 +346,7 @@ internal static class TurnCodec
 
             Range id = default, messages = default;
             bool hasId = false, hasMessages = false, hasDialect = false, continues = false;
+            TurnShape? shape = null;
             var dialect = DialectId.Other;
             int tokens = 0, messagesLength = -1;
             long position = -1;
@@ -247,6 +377,11 @@ internal static class TurnCodec
                 {
                     reader.Read();
                     continues = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var x) && x != 0;
+                }
+                else if (reader.ValueTextEquals("t"u8))
+                {
+                    reader.Read();
+                    shape = ReadShape(ref reader);
                 }
                 else if (reader.ValueTextEquals("tok"u8))
                 {
@@ -309,7 +444,7 @@ internal static class TurnCodec
                 return false;
             }
 
-            turn = new StoredTurn(payload, id, messages, tokens, dialect, continues, position);
+            turn = new StoredTurn(payload, id, messages, tokens, dialect, continues, position, shape);
             return true;
         }
         catch (JsonException)

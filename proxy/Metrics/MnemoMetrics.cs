@@ -23,6 +23,7 @@ internal sealed class MnemoMetrics
     private static readonly string[] s_summary = ["written", "superseded", "failed"];
     private static readonly string[] s_cacheLookups = ["hit", "miss", "bypass"];
     private static readonly string[] s_cacheInvalidations = ["announced", "own_write", "erased", "subscription_lost"];
+    private static readonly string[] s_fixes = ["dangling_call", "orphan_result", "duplicate_id", "provider_reference", "unreadable"];
 
     private static readonly double[] s_delayBuckets =
         [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
@@ -50,6 +51,8 @@ internal sealed class MnemoMetrics
     private readonly Gauge _cacheEntries;
     private readonly Gauge _cacheBytes;
     private readonly Counter.Child?[] _droppedChildren = new Counter.Child?[DialectLabels.Count * DialectLabels.Count * s_dropKinds.Length];
+    private readonly Counter _contextFixes;
+    private readonly Counter.Child?[] _contextFixChildren = new Counter.Child?[DialectLabels.Count * s_fixes.Length];
 
     public MnemoMetrics()
     {
@@ -103,6 +106,11 @@ internal sealed class MnemoMetrics
             "mnemo_conversion_dropped_total",
             "Parts of stored turns that a request in another dialect cannot carry and that were left out of its history.",
             new CounterConfiguration { LabelNames = ["from", "to", "kind"] });
+
+        _contextFixes = factory.CreateCounter(
+            "mnemo_context_fixes_total",
+            "What the context build mended so that the forwarded conversation keeps its API's pairing rules, by request dialect and reason: dangling_call (a tool call without its result, closed with a result saying it has none), orphan_result (a tool result without its call, left out), duplicate_id (a call or item id already in the request, left out), provider_reference (a stored reference to an item only the provider holds, left out), unreadable (a stored run its own dialect cannot read, left out).",
+            new CounterConfiguration { LabelNames = ["dialect", "reason"] });
 
         var summary = factory.CreateCounter(
             "mnemo_summaries_total",
@@ -209,7 +217,29 @@ internal sealed class MnemoMetrics
         (_droppedChildren[index] ??= _conversionDropped.WithLabels(from.Label(), to.Label(), s_dropKinds[(int)kind])).Inc(count);
     }
 
+    /// <summary>Counts what the context build mended in a request's history (see <see cref="ContextFix"/>).</summary>
+    public void ContextFixed(DialectId dialect, ContextFix reason, int count)
+    {
+        if (count <= 0)
+        {
+            return;
+        }
+
+        var index = ((int)dialect * s_fixes.Length) + (int)reason;
+        (_contextFixChildren[index] ??= _contextFixes.WithLabels(dialect.Label(), s_fixes[(int)reason])).Inc(count);
+    }
+
     public static string Label(MemoryState memory) => s_memory[(int)memory];
+}
+
+/// <summary>The <c>reason</c> label of <c>mnemo_context_fixes_total</c>.</summary>
+internal enum ContextFix
+{
+    DanglingCall,
+    OrphanResult,
+    DuplicateId,
+    ProviderReference,
+    Unreadable,
 }
 
 internal enum Stage

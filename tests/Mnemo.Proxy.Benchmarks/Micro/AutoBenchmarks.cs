@@ -62,7 +62,7 @@ public class AutoBenchmarks
             window = window.Oldest(missing);
         }
 
-        var segments = window.Segments(_dialect, null!, out var count);
+        var segments = window.Segments(_dialect, null!, out var count, out _);
         var written = Splice.Write(body, _plan, segments.AsSpan(0, count), _destination);
         window.Return(segments);
         return written + _plan.Inputs.Count;

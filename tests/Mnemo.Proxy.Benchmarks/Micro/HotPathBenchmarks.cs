@@ -35,7 +35,7 @@ public class SpliceBenchmarks
     {
         _ = _dialect.ParseRequest(_body, fullHistory: false, _plan);
         var window = ContextWindow.Choose(_stored, [], 20, 0);
-        var segments = window.Segments(_dialect, null!, out var count);
+        var segments = window.Segments(_dialect, null!, out var count, out _);
         var written = Splice.Write(_body, _plan, segments.AsSpan(0, count), _destination);
         window.Return(segments);
         return written;

@@ -59,7 +59,7 @@ public sealed class ContextWindowTests
     {
         var context = ContextWindow.Choose([], [], maxTurns: 20, maxTokens: 0);
         Assert.That(context.Count, Is.Zero);
-        var segments = context.Segments(new Mnemo.Proxy.Dialects.OpenAIChatDialect(), null!, out var count);
+        var segments = context.Segments(new Mnemo.Proxy.Dialects.OpenAIChatDialect(), null!, out var count, out _);
         Assert.That(count, Is.Zero);
         Assert.That(Mnemo.Proxy.Dialects.Splice.Length(10, new Mnemo.Proxy.Dialects.SplicePlan(), segments.AsSpan(0, count)), Is.EqualTo(10));
     }
@@ -111,7 +111,7 @@ public sealed class ContextWindowTests
         StoredTurn[] window = [Turn("q1").View, ToolResult("r2").View, ToolResult("r3").View];
         var context = ContextWindow.Choose(window, [], maxTurns: 2, maxTokens: 0);
         Assert.That(context.Count, Is.Zero);
-        var segments = context.Segments(new Mnemo.Proxy.Dialects.OpenAIChatDialect(), null!, out var count);
+        var segments = context.Segments(new Mnemo.Proxy.Dialects.OpenAIChatDialect(), null!, out var count, out _);
         Assert.That(count, Is.Zero);
         Assert.That(Mnemo.Proxy.Dialects.Splice.Length(10, new Mnemo.Proxy.Dialects.SplicePlan(), segments.AsSpan(0, count)), Is.EqualTo(10),
             "the body is forwarded as sent");

@@ -70,7 +70,7 @@ internal static class DialectHarness
         var plan = new SplicePlan();
         Assert.That(dialect.ParseRequest(bytes, fullHistory: false, plan), Is.EqualTo(ParseResult.Splice));
         var window = ContextWindow.Choose(turns, [], 20, 0);
-        var segments = window.Segments(dialect, null!, out var count);
+        var segments = window.Segments(dialect, null!, out var count, out _);
         var used = segments.AsSpan(0, count);
         var destination = new byte[Mnemo.Proxy.Dialects.Splice.Length(bytes.Length, plan, used)];
         var written = Mnemo.Proxy.Dialects.Splice.Write(bytes, plan, used, destination);

@@ -61,7 +61,7 @@ public sealed class SplicePropertyTests
         Holds.That(result == ParseResult.Splice, $"a valid request is spliced, got {result}");
         var stored = test.Turns.Select(Capture).ToArray();
         var window = ContextWindow.Choose(stored, [], 20, 0);
-        var segments = window.Segments(target, s_converter, out var count);
+        var segments = window.Segments(target, s_converter, out var count, out _);
         byte[] spliced;
         bool anyHistory;
         try
