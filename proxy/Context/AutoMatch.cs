@@ -67,7 +67,19 @@ internal static class AutoMatch
         for (var i = 0; i < plan.Inputs.Count; i++)
         {
             itemStarts[i] = client.Count;
-            if (!TryRead(dialect, body[plan.Inputs[i]], client, i, out var isOutput))
+            var item = body[plan.Inputs[i]];
+            bool isOutput;
+            if (plan.References > 0 && dialect.ProviderReference(item) is { } reference)
+            {
+                // A reference to an item the provider stored is the client's copy of it: compared as the item Mnemo stored
+                // under that id, or, when Mnemo stored none, as nothing (Mnemo left it out of its copy too).
+                isOutput = true;
+                if (Referenced(window, reference) is var (source, stored) && (dialects.Get(source) is not { } reader || !TryRead(reader, stored.Span, client, i, out _)))
+                {
+                    return AutoOutcome.NewOnly;
+                }
+            }
+            else if (!TryRead(dialect, item, client, i, out isOutput))
             {
                 // An item this version cannot read: nothing can be said about it, so the request is taken as Inject takes it.
                 return AutoOutcome.NewOnly;
@@ -117,6 +129,39 @@ internal static class AutoMatch
         inject = 0;
         KeepInputsFrom(plan, lastOutputItem + 1);
         return AutoOutcome.Diverged;
+    }
+
+    /// <summary>The stored item a client's reference names: an item of a window turn's answer stored under that provider id.</summary>
+    private static (DialectId Dialect, ReadOnlyMemory<byte> Item)? Referenced(ReadOnlySpan<StoredTurn> window, string id)
+    {
+        for (var t = window.Length - 1; t >= 0; t--)
+        {
+            if (window[t].Shape is not { AnswerItems.Length: > 0 } shape || Array.IndexOf(shape.AnswerItems, id) is not (>= 0 and var j))
+            {
+                continue;
+            }
+
+            // The answer's items are the turn's last ones.
+            var messages = window[t].Messages;
+            var array = new byte[messages.Length + 2];
+            array[0] = (byte)'[';
+            messages.Span.CopyTo(array.AsSpan(1));
+            array[^1] = (byte)']';
+            var items = new List<Range>();
+            var reader = new Utf8JsonReader(array);
+            reader.Read();
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                var start = (int)reader.TokenStartIndex - 1;
+                reader.Skip();
+                items.Add(new Range(start, (int)reader.BytesConsumed - 1));
+            }
+
+            var at = items.Count - shape.AnswerItems.Length + j;
+            return at >= 0 && at < items.Count ? (window[t].Dialect, messages[items[at]]) : null;
+        }
+
+        return null;
     }
 
     /// <summary>

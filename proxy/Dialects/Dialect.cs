@@ -91,6 +91,13 @@ internal abstract class Dialect
     /// </summary>
     public virtual void ItemIds(ReadOnlySpan<byte> messagesArray, List<string> into, out bool references) => references = false;
 
+    /// <summary>
+    /// The id of the item a request item refers to, when it is a reference to an item only the provider holds
+    /// (Responses' <c>item_reference</c>); null for any other item. A reference is forwarded as sent and never stored:
+    /// one to an item Mnemo stored stands for the client's copy of that item (see <see cref="Context.AutoMatch"/>).
+    /// </summary>
+    public virtual string? ProviderReference(ReadOnlySpan<byte> item) => null;
+
     /// <summary>Reads stored messages of this dialect (the elements of a stored turn's array) into the shared model.</summary>
     /// <remarks>Off the same-dialect path: only a turn read by another dialect is converted. What the model cannot carry is reported to <paramref name="drops"/>.</remarks>
     public abstract void ReadMessages(ReadOnlySpan<byte> messagesArray, List<ChatMessage> into, IDropSink drops);
@@ -194,6 +201,15 @@ internal sealed class SplicePlan
     /// <summary>The items of this turn, as ranges of the original body.</summary>
     public List<Range> Inputs { get; } = new(4);
 
+    /// <summary>How many of <see cref="Inputs"/> refer to items the provider holds (see <see cref="Dialect.ProviderReference"/>).</summary>
+    public int References { get; set; }
+
+    /// <summary>
+    /// The request continues a conversation the provider holds (Responses' <c>previous_response_id</c> or
+    /// <c>conversation</c>): nothing is injected, and its new items and answer are stored.
+    /// </summary>
+    public bool ProviderHeld { get; set; }
+
     /// <summary>The single input is a bare JSON string standing for one user message (Responses' <c>"input": "…"</c>).</summary>
     public bool InputIsText { get; set; }
 
@@ -255,6 +271,24 @@ internal sealed class SplicePlan
         Inputs.Clear();
         InputBytes = 0;
         OutputEnd = 0;
+        References = 0;
+    }
+
+    /// <summary>Leaves out the inputs <paramref name="exclude"/> says are not part of the turn (their bytes stay in the body).</summary>
+    public void RemoveInputs(Func<Range, bool> exclude)
+    {
+        for (var i = Inputs.Count - 1; i >= 0; i--)
+        {
+            if (exclude(Inputs[i]))
+            {
+                InputBytes -= Inputs[i].GetOffsetAndLength(int.MaxValue).Length;
+                Inputs.RemoveAt(i);
+                if (OutputEnd > i)
+                {
+                    OutputEnd--;
+                }
+            }
+        }
     }
 
     public void Reset()
@@ -267,6 +301,7 @@ internal sealed class SplicePlan
         InstructionsAsMessage = true;
         InstructionsStart = InstructionsEnd = -1;
         InstructionsOpen = InstructionsClose = [];
+        ProviderHeld = false;
         ClearInputs();
     }
 }

@@ -21,6 +21,12 @@ internal static class JsonMessages
         /// <summary>What the model produced (an assistant message, a call): a full-history client resent it.</summary>
         Output,
 
+        /// <summary>
+        /// A reference to an item the provider holds (Responses' <c>item_reference</c>): resent history, as an output is,
+        /// and never part of a stored turn (see <see cref="Dialect.ProviderReference"/>).
+        /// </summary>
+        Reference,
+
         /// <summary>Anything else: the new input of this turn.</summary>
         Input,
     }
@@ -174,7 +180,7 @@ internal static class JsonMessages
                     }
 
                     continue;
-                case ItemKind.Output when fullHistory:
+                case ItemKind.Output or ItemKind.Reference when fullHistory:
                     leading = false;
                     plan.ClearInputs();
                     continue;
@@ -182,9 +188,14 @@ internal static class JsonMessages
 
             leading = false;
             plan.AddInput(new Range(start, end), end - start);
-            if (kind == ItemKind.Output)
+            if (kind is ItemKind.Output or ItemKind.Reference)
             {
                 plan.OutputEnd = plan.Inputs.Count;
+            }
+
+            if (kind == ItemKind.Reference)
+            {
+                plan.References++;
             }
         }
 

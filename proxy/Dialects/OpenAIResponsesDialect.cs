@@ -20,7 +20,8 @@ internal sealed class OpenAIResponsesDialect : Dialect
     /// <summary>
     /// History goes first in <c>input</c>, after its leading system/developer messages. A plain-string <c>input</c> is
     /// replaced, once there is history, by an array of the history and the string as a user message. A request naming a
-    /// <c>previous_response_id</c> or a <c>conversation</c> has its state kept by the provider: it passes through.
+    /// <c>previous_response_id</c> or a <c>conversation</c> has its state kept by the provider: nothing is spliced into
+    /// it (<see cref="SplicePlan.ProviderHeld"/>), and its items are stored as any request's are.
     /// </summary>
     protected override ParseResult ParseBody(ReadOnlySpan<byte> body, bool fullHistory, SplicePlan plan)
     {
@@ -90,9 +91,12 @@ internal sealed class OpenAIResponsesDialect : Dialect
             {
             }
 
-            if (stateful)
+            // The provider holds this conversation: splicing ours in would repeat it; its new items and answer are still
+            // the session's, and stored, so the conversation stays whole for the session's other requests and APIs.
+            plan.ProviderHeld = stateful;
+            if (stateful && !found)
             {
-                // The provider holds this conversation: splicing ours in would repeat it, and whatever the input is, it is the provider's to judge.
+                // Nothing new to store (a prompt template, say): the provider's to judge, as sent.
                 plan.Reset();
                 return ParseResult.PassThrough;
             }
@@ -348,8 +352,8 @@ internal sealed class OpenAIResponsesDialect : Dialect
 
     /// <summary>
     /// Reads one input item (the reader on its start, left on its end). Items the model produced (assistant messages,
-    /// reasoning, function and hosted tool calls) mark what a full-history client resent; items without a role
-    /// (<c>function_call_output</c>, <c>item_reference</c>, …) are inputs like a user message.
+    /// reasoning, function and hosted tool calls) and references to items the provider holds (<c>item_reference</c>) mark
+    /// what a full-history client resent; items without a role (<c>function_call_output</c>, …) are inputs like a user message.
     /// </summary>
     private static JsonMessages.ItemKind ReadItemKind(ref Utf8JsonReader reader)
     {
@@ -374,6 +378,10 @@ internal sealed class OpenAIResponsesDialect : Dialect
                     kind = JsonMessages.ItemKind.Output;
                 }
             }
+            else if (isType && reader.ValueTextEquals("item_reference"u8))
+            {
+                kind = JsonMessages.ItemKind.Reference;
+            }
             else if (isType && IsOutputType(ref reader))
             {
                 kind = JsonMessages.ItemKind.Output;
@@ -381,6 +389,50 @@ internal sealed class OpenAIResponsesDialect : Dialect
         }
 
         return kind;
+    }
+
+    public override string? ProviderReference(ReadOnlySpan<byte> item)
+    {
+        if (item.IndexOf("item_reference"u8) < 0)
+        {
+            return null;
+        }
+
+        var reader = new Utf8JsonReader(item);
+        try
+        {
+            string? id = null;
+            var reference = false;
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return null;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isId = reader.ValueTextEquals("id"u8);
+                var isType = !isId && reader.ValueTextEquals("type"u8);
+                reader.Read();
+                if (isId && reader.TokenType == JsonTokenType.String)
+                {
+                    id = reader.GetString();
+                }
+                else if (isType && reader.TokenType == JsonTokenType.String)
+                {
+                    reference = reader.ValueTextEquals("item_reference"u8);
+                }
+                else
+                {
+                    reader.Skip();
+                }
+            }
+
+            return reference ? id ?? "" : null;
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+            return null;
+        }
     }
 
     /// <summary><c>reasoning</c> and every <c>…_call</c> (function, web search, computer, …) come from the model; <c>…_call_output</c> from the client.</summary>

@@ -227,7 +227,8 @@ internal sealed class SessionMemoryMiddleware
                 await RejectAsync(exchange, StatusCodes.Status400BadRequest, "invalid_request_body", parsed.Error!).ConfigureAwait(false);
                 return;
             case ParseOutcome.PassThrough:
-                // The provider keeps this conversation itself: the body goes on as received and nothing is stored.
+                // Not a turn of the conversation (an Ollama model load, a chained request with no input): the body goes
+                // on as received and nothing is stored.
                 ForwardBody(context, body.Length, body.AsStream());
                 await ForwardAsync(exchange).ConfigureAwait(false);
                 return;
@@ -239,7 +240,10 @@ internal sealed class SessionMemoryMiddleware
         ReadOnlyMemory<byte>[] spliced = [];
         ReadOnlyMemory<byte> instructions = default;
         var segmentCount = 0;
-        if (inject)
+
+        // A request chained to a conversation the provider holds gets nothing injected: the provider has it all.
+        var splice = inject && !plan.ProviderHeld;
+        if (splice)
         {
             _metrics.Stage(Stage.HistoryRead, dialect.Id, history.Elapsed.TotalSeconds);
             if (history.Degraded)
@@ -285,9 +289,16 @@ internal sealed class SessionMemoryMiddleware
             }
         }
 
-        if (mode == MemoryMode.Auto && (!inject || history.Degraded))
+        if (mode == MemoryMode.Auto && (!splice || history.Degraded))
         {
             AutoMatch.WithoutHistory(plan);
+        }
+
+        if (plan.References > 0)
+        {
+            // References to items the provider holds are forwarded as sent, never stored as the turn's input: one to an
+            // item Mnemo stored is the client's copy of it (Auto matched it above), one to any other item is not Mnemo's.
+            plan.RemoveInputs(range => dialect.ProviderReference(body.Span[range]) is not null);
         }
 
         var used = spliced.AsSpan(0, segmentCount);
@@ -304,7 +315,7 @@ internal sealed class SessionMemoryMiddleware
         }
 
         window.Return(segments);
-        if (inject && !history.Degraded)
+        if (splice && !history.Degraded)
         {
             _metrics.Stage(Stage.ContextBuild, dialect.Id, Stopwatch.GetElapsedTime(started).TotalSeconds);
         }

@@ -102,16 +102,31 @@ public sealed class OpenAIResponsesDialectTests
         Assert.That(plan.Stream, Is.False);
     }
 
-    [TestCase("""{"previous_response_id":"resp_123","input":[{"role":"user","content":"a"}]}""")]
-    [TestCase("""{"input":"a","previous_response_id":"resp_123"}""")]
-    [TestCase("""{"conversation":"conv_123","input":"a"}""")]
-    [TestCase("""{"conversation":{"id":"conv_123"},"input":[{"role":"user","content":"a"}]}""")]
-    [TestCase("""{"previous_response_id":"resp_123"}""")]
-    [TestCase("""{"previous_response_id":"resp_123","input":[1]}""")]
-    public void ParseRequest_ConversationKeptByTheProvider_PassesThrough(string body)
+    [TestCase("""{"previous_response_id":"resp_123","input":[{"role":"user","content":"a"}]}""", "{\"role\":\"user\",\"content\":\"a\"}")]
+    [TestCase("""{"input":"a","previous_response_id":"resp_123"}""", "\"a\"")]
+    [TestCase("""{"conversation":"conv_123","input":"a"}""", "\"a\"")]
+    [TestCase("""{"conversation":{"id":"conv_123"},"input":[{"role":"user","content":"a"}]}""", "{\"role\":\"user\",\"content\":\"a\"}")]
+    [TestCase("""{"previous_response_id":"resp_123","input":[{"type":"function_call_output","call_id":"c1","output":"x"}]}""", "{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"x\"}")]
+    public void ParseRequest_ConversationKeptByTheProvider_IsMarkedProviderHeld_WithItsItemsAsTheTurn(string body, string input)
     {
-        var result = s_dialect.ParseRequest(Encoding.UTF8.GetBytes(body), fullHistory: false, new SplicePlan());
+        var plan = new SplicePlan();
+        Assert.That(s_dialect.ParseRequest(Encoding.UTF8.GetBytes(body), fullHistory: false, plan), Is.EqualTo(ParseResult.Splice));
+        Assert.That(plan.ProviderHeld, Is.True, "nothing is injected: the provider holds the conversation");
+        Assert.That(plan.Inputs.Select(r => body[r]), Is.EqualTo(new[] { input }), "what it adds is stored");
+    }
+
+    [Test]
+    public void ParseRequest_ConversationKeptByTheProvider_WithoutInput_PassesThrough()
+    {
+        var result = s_dialect.ParseRequest("""{"previous_response_id":"resp_123"}"""u8, fullHistory: false, new SplicePlan());
         Assert.That(result, Is.EqualTo(ParseResult.PassThrough));
+    }
+
+    [Test]
+    public void ParseRequest_ConversationKeptByTheProvider_WithMalformedInput_IsRejectedLikeAnyRequest()
+    {
+        var result = s_dialect.ParseRequest("""{"previous_response_id":"resp_123","input":[1]}"""u8, fullHistory: false, new SplicePlan());
+        Assert.That(result, Is.EqualTo(ParseResult.Invalid("Each entry of 'input' must be an object.")));
     }
 
     [TestCase("""{"previous_response_id":null,"input":"a"}""")]

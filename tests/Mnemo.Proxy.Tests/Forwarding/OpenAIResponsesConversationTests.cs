@@ -153,20 +153,23 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
 
     [TestCase("""{"model":"m","previous_response_id":"resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b","input":[{"role":"user","content":"And then?"}]}""")]
     [TestCase("""{ "model" : "m", "input" : "And then?" , "conversation" : { "id" : "conv_689667905b048191b4740501625afd940c7533ace33a2dab" } }""")]
-    public async Task ConversationKeptByTheProvider_IsForwardedByteIdentical_AndNothingIsStored(string body)
+    public async Task ConversationKeptByTheProvider_IsForwardedByteIdentical_AndItsTurnIsStored(string body)
     {
         await using var proxy = await StartProxyAsync();
         var (response, _) = await SendAsync(proxy, Request(body, "resp-chained"));
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-        Assert.That(Upstream.LastRequest.Body, Is.EqualTo(Encoding.UTF8.GetBytes(body)));
+        Assert.That(Upstream.LastRequest.Body, Is.EqualTo(Encoding.UTF8.GetBytes(body)), "nothing injected: the provider holds the conversation");
         Assert.That(Header(response, "X-Mnemo-Memory"), Is.EqualTo("off"));
-        await Task.Delay(300);
-        Assert.That(await KeyCountAsync(), Is.Zero);
+        var turns = await Eventually.ValueAsync(() => StoredTurnsAsync("resp-chained"), t => t.Length == 1, "the chained request's turn");
+        var transcript = Transcript(turns[0].GetProperty("messages"));
+        Assert.That(transcript, Has.Length.EqualTo(2));
+        Assert.That(transcript[0], Is.EqualTo("user:And then?"));
+        Assert.That(transcript[1], Does.StartWith($"assistant:{JsonAnswerStart}"));
     }
 
     [Test]
-    public async Task PreviousResponseId_WithHistoryStored_GetsNoneOfIt()
+    public async Task PreviousResponseId_WithHistoryStored_GetsNoneOfIt_AndIsStoredAfterIt()
     {
         await using var proxy = await StartProxyAsync();
         await SendAsync(proxy, Request("""{"model":"m","input":"Hello!"}""", "resp-mixed"));
@@ -176,8 +179,8 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
         var (response, _) = await SendAsync(proxy, Request(body, "resp-mixed"));
         Assert.That(Upstream.LastRequest.BodyText, Is.EqualTo(body));
         Assert.That(Header(response, "X-Mnemo-Memory"), Is.EqualTo("off"));
-        await Task.Delay(300);
-        Assert.That(await Redis.Db.ListLengthAsync(TurnsKey("resp-mixed")), Is.EqualTo(1));
+        var turns = await Eventually.ValueAsync(() => StoredTurnsAsync("resp-mixed"), t => t.Length == 2, "both turns");
+        Assert.That(Transcript(turns[1].GetProperty("messages"))[0], Is.EqualTo("user:And then?"));
     }
 
     [Test]
