@@ -19,12 +19,15 @@ namespace Mnemo.Proxy.Tests.Common;
 /// The request path picks the dialect (its fixture folder): <c>…/chat/completions</c> OpenAIChat, <c>…/messages</c>
 /// AnthropicMessages, <c>…/responses</c> OpenAIResponses, <c>/api/chat</c> OllamaChat. A streaming request (Ollama
 /// streams unless <c>"stream": false</c>) gets the dialect's stream fixture (SSE, or NDJSON for Ollama), any other its JSON fixture.
+/// Like the providers, it first checks the conversation of a POST to one of those paths and answers an invalid one with the
+/// API's 400 (<see cref="ValidatesRequests"/>).
 /// </summary>
 public sealed class FakeUpstream : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ConcurrentQueue<RecordedRequest> _requests = new();
     private readonly ConcurrentQueue<long> _eventTimes = new();
+    private readonly ConcurrentQueue<string> _rejections = new();
 
     private FakeUpstream(WebApplication app)
     {
@@ -79,6 +82,16 @@ public sealed class FakeUpstream : IAsyncDisposable
     /// </summary>
     public Func<RecordedRequest, (int Status, string Json)?>? Override { get; set; }
 
+    /// <summary>
+    /// Answers, as the provider would, a 400 in its API's error shape to a conversation that breaks the API's rules
+    /// (<see cref="ProviderRules"/>), so that a test forwarding an invalid conversation fails. Off only for a test that
+    /// forwards a client's own invalid conversation on purpose.
+    /// </summary>
+    public bool ValidatesRequests { get; set; } = true;
+
+    /// <summary>Every request answered with a rule's 400, as "METHOD path: message", oldest first.</summary>
+    public IReadOnlyList<string> Rejections => [.. _rejections];
+
     /// <summary>Close the connection abruptly after this many SSE events.</summary>
     public int? AbortAfterEvents { get; set; }
 
@@ -125,6 +138,8 @@ public sealed class FakeUpstream : IAsyncDisposable
     {
         _requests.Clear();
         _eventTimes.Clear();
+        _rejections.Clear();
+        ValidatesRequests = true;
         EventDelay = TimeSpan.Zero;
         Failure = null;
         RawJsonAnswer = null;
@@ -149,14 +164,34 @@ public sealed class FakeUpstream : IAsyncDisposable
     {
         using var body = new MemoryStream();
         await context.Request.Body.CopyToAsync(body);
+        var bytes = body.ToArray();
+        var path = context.Request.Path.Value ?? "";
+        var rejection = ValidatesRequests && HttpMethods.IsPost(context.Request.Method) && ProviderRules.ApiOf(path) is { } api
+            ? ProviderRules.Check(api, bytes)
+            : null;
         var recorded = new RecordedRequest(
             context.Request.Method,
             context.Request.Path + context.Request.QueryString,
             context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
-            body.ToArray());
+            bytes)
+        {
+            Rejection = rejection,
+        };
         _requests.Enqueue(recorded);
-        var dialect = DialectOf(context.Request.Path.Value ?? "");
+        var dialect = DialectOf(path);
         var fixtures = _fixtures[dialect];
+
+        if (rejection is not null)
+        {
+            _rejections.Enqueue($"{recorded.Method} {recorded.Path}: {rejection}");
+            var error = Encoding.UTF8.GetBytes(ProviderRules.ErrorBody(dialect, rejection));
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            context.Response.ContentType = "application/json";
+            context.Response.ContentLength = error.Length;
+            await context.Response.Body.WriteAsync(error);
+            LastResponseEnded = Stopwatch.GetTimestamp();
+            return;
+        }
 
         if (Override?.Invoke(recorded) is { } overridden)
         {
@@ -279,6 +314,9 @@ public sealed class FakeUpstream : IAsyncDisposable
 public sealed record RecordedRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, byte[] Body)
 {
     public string BodyText => Encoding.UTF8.GetString(Body);
+
+    /// <summary>The provider's message the fake answered this request's invalid conversation with (a 400); null when it did not.</summary>
+    public string? Rejection { get; init; }
 
     public bool IsStreaming => Stream == true;
 

@@ -44,6 +44,14 @@ public abstract class FunctionalTest
         await Redis.FlushAsync();
     }
 
+    /// <summary>
+    /// Fails a test whose forwarded conversation the fake upstream rejected as the provider would, even when the test
+    /// never looked at that response's status (a summary call, a request whose answer it ignores).
+    /// </summary>
+    [TearDown]
+    public void NoRequestRejected() =>
+        Assert.That(Upstream.Rejections, Is.Empty, "the fake upstream rejected a forwarded conversation as the provider would");
+
     protected Task<ProxyHost> StartProxyAsync(
         IDictionary<string, string?>? settings = null, string? redis = "", bool waitUntilReady = true, Action<IServiceCollection>? services = null) =>
         ProxyHost.StartAsync(Upstream.Url, redis == "" ? Redis.ConnectionString : redis, settings, waitUntilReady, services);

@@ -1,0 +1,96 @@
+using System.Net;
+using System.Text;
+
+namespace Mnemo.Proxy.Tests.Common;
+
+/// <summary>The fake upstream's own provider checks, over HTTP: what a test sees when it forwards an invalid conversation.</summary>
+public sealed class FakeUpstreamTests
+{
+    private const string Orphan = """{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_9","content":"Sun"}]}]}""";
+
+    private FakeUpstream _upstream = null!;
+    private HttpClient _client = null!;
+
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        _upstream = await FakeUpstream.StartAsync();
+        _client = new HttpClient { BaseAddress = new Uri(_upstream.Url) };
+    }
+
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        _client.Dispose();
+        await _upstream.DisposeAsync();
+    }
+
+    [SetUp]
+    public void Reset() => _upstream.Reset();
+
+    private Task<HttpResponseMessage> PostAsync(string path, string body) =>
+        _client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+
+    [Test]
+    public async Task Post_InvalidConversation_AnswersTheProviders400AndRecordsIt()
+    {
+        using var response = await PostAsync("/v1/messages", Orphan);
+        var body = await response.Content.ReadAsStringAsync();
+
+        var message = "messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_9. "
+            + "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.";
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+            Assert.That(body, Is.EqualTo(ProviderRules.ErrorBody("AnthropicMessages", message)));
+            Assert.That(_upstream.Rejections, Is.EqualTo(new[] { "POST /v1/messages: " + message }));
+            Assert.That(_upstream.LastRequest.Rejection, Is.EqualTo(message));
+        });
+    }
+
+    [Test]
+    public async Task Post_InvalidConversationWithValidationOff_GetsTheFixture()
+    {
+        _upstream.ValidatesRequests = false;
+
+        using var response = await PostAsync("/v1/messages", Orphan);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(_upstream.Rejections, Is.Empty);
+            Assert.That(_upstream.LastRequest.Rejection, Is.Null);
+        });
+    }
+
+    [Test]
+    public async Task Reset_AfterARejectionWithValidationOff_ValidatesAgainAndForgetsTheRejections()
+    {
+        using (await PostAsync("/api/chat", """{"model":"llama3.2","stream":false,"messages":[{"role":"tool","content":"Sun"}]}"""))
+        {
+        }
+
+        _upstream.ValidatesRequests = false;
+        _upstream.Reset();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(_upstream.ValidatesRequests, Is.True);
+            Assert.That(_upstream.Rejections, Is.Empty);
+        });
+    }
+
+    [TestCase("/v1/chat/completions", "this is not JSON")]
+    [TestCase("/v1/embeddings", """{"messages":[{"role":"tool","tool_call_id":"x","content":"Sun"}]}""")]
+    [TestCase("/v1/responses", """{"model":"gpt-4.1","input":"Hi"}""")]
+    public async Task Post_BodyTheRulesDoNotRead_GetsTheFixture(string path, string body)
+    {
+        using var response = await PostAsync(path, body);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(_upstream.Rejections, Is.Empty);
+        });
+    }
+}
