@@ -148,6 +148,12 @@ public static class ProviderRules
                     return $"Missing required parameter: 'messages[{index}].tool_calls[{position}].id'.";
                 }
 
+                if (call.TryGetProperty("function", out var function) && function.ValueKind == JsonValueKind.Object
+                    && function.TryGetProperty("arguments", out var arguments) && arguments.ValueKind != JsonValueKind.String)
+                {
+                    return $"Invalid type for 'messages[{index}].tool_calls[{position}].function.arguments': expected a string, but got {Kind(arguments)} instead.";
+                }
+
                 // A call id used twice can only be answered twice, which the API rejects with the message above; a
                 // call is rejected here already, where the second use is (this wording is the fake's).
                 if (!calls.TryAdd(id, index))
@@ -242,6 +248,11 @@ public static class ProviderRules
                         if (type == "tool_use" && id is not null && !toolUses.Add(id))
                         {
                             return $"messages.{index}.content.{position}: `tool_use` ids must be unique";
+                        }
+
+                        if (type == "tool_use" && (!block.TryGetProperty("input", out var input) || input.ValueKind != JsonValueKind.Object))
+                        {
+                            return $"messages.{index}.content.{position}.tool_use.input: Input should be a valid dictionary";
                         }
 
                         blocks.Add(new AnthropicBlock(type, id, index, position));
@@ -428,6 +439,16 @@ public static class ProviderRules
             open = null;
             if (role == "assistant" && message.TryGetProperty("tool_calls", out var calls) && calls.ValueKind == JsonValueKind.Array && calls.GetArrayLength() > 0)
             {
+                foreach (var call in calls.EnumerateArray())
+                {
+                    // Ollama's Go server decodes arguments into a map: a string (OpenAI's form) fails to unmarshal.
+                    if (call.ValueKind == JsonValueKind.Object && call.TryGetProperty("function", out var function) && function.ValueKind == JsonValueKind.Object
+                        && function.TryGetProperty("arguments", out var arguments) && arguments.ValueKind is not (JsonValueKind.Object or JsonValueKind.Null))
+                    {
+                        return $"json: cannot unmarshal {Kind(arguments)} into Go struct field ToolCallFunction.messages.tool_calls.function.arguments of type api.ToolCallFunctionArguments";
+                    }
+                }
+
                 open = [.. calls.EnumerateArray().Select(c => c.ValueKind == JsonValueKind.Object && TryString(c, "id", out var callId) ? callId : null)];
                 caller = index;
             }
@@ -443,6 +464,15 @@ public static class ProviderRules
     private static string OllamaNotAnswered(int caller, List<string?> open) =>
         $"messages[{caller}]: an assistant message with tool_calls must be followed by one tool message per call before any other message; "
         + $"{open.Count} not answered" + (open.Any(c => c is not null) ? $": {string.Join(", ", open.Where(c => c is not null))}" : "");
+
+    private static string Kind(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "string",
+        JsonValueKind.Number => "number",
+        _ => "a " + value.ValueKind.ToString().ToLowerInvariant(),
+    };
 
     private static bool TryArray(JsonElement body, string name, out JsonElement array)
     {

@@ -165,7 +165,7 @@ public sealed class AutoModeTests : FunctionalTest
         foreach (var request in Upstream.Requests)
         {
             using var body = JsonDocument.Parse(request.Body);
-            Assert.That(ApiShapes.OpenAIChat(body.RootElement), Is.Empty);
+            Assert.That(ProviderRules.OpenAIChat(body.RootElement), Is.Null);
             Assert.That(Occurrences(request.BodyText, "Weather in Boston?"), Is.EqualTo(1));
             Assert.That(Occurrences(request.BodyText, "\"call_abc123\""), Is.EqualTo(request == Upstream.Requests[0] ? 0 : 2), "the call and its result, once each");
         }

@@ -28,7 +28,7 @@ public sealed class ValidHistoryTests
     {
         var (body, fixes) = Forward(s_chat, """{"model":"m","messages":[{"role":"user","content":"Never mind. What is my name?"}]}""", Stored(s_chat, ChatCall));
 
-        Assert.That(ApiShapes.OpenAIChat(body), Is.Empty, body.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(body), Is.Null, body.GetRawText());
         var messages = body.GetProperty("messages");
         Assert.That(messages.GetArrayLength(), Is.EqualTo(4));
         Assert.That(messages[2].GetProperty("role").GetString(), Is.EqualTo("tool"));
@@ -43,7 +43,7 @@ public sealed class ValidHistoryTests
     {
         var (body, fixes) = Forward(s_chat, """{"model":"m","messages":[{"role":"tool","tool_call_id":"call_1","content":"Sunny"}]}""", Stored(s_chat, ChatCall));
 
-        Assert.That(ApiShapes.OpenAIChat(body), Is.Empty, body.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(body), Is.Null, body.GetRawText());
         Assert.That(body.GetProperty("messages").GetArrayLength(), Is.EqualTo(3));
         Assert.That(fixes, Is.Empty);
     }
@@ -54,7 +54,7 @@ public sealed class ValidHistoryTests
         const string parallel = """{"role":"user","content":"Weather in Paris and Rome?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_p","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},{"id":"call_r","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]}""";
         var (body, fixes) = Forward(s_chat, """{"model":"m","messages":[{"role":"tool","tool_call_id":"call_r","content":"Rainy"}]}""", Stored(s_chat, parallel));
 
-        Assert.That(ApiShapes.OpenAIChat(body), Is.Empty, body.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(body), Is.Null, body.GetRawText());
         var messages = body.GetProperty("messages");
         Assert.That(messages[2].GetProperty("tool_call_id").GetString(), Is.EqualTo("call_p"), "the closing result");
         Assert.That(messages[3].GetProperty("tool_call_id").GetString(), Is.EqualTo("call_r"), "the client's own");
@@ -69,8 +69,8 @@ public sealed class ValidHistoryTests
         var (now, _) = Forward(s_chat, """{"model":"m","messages":[{"role":"user","content":"And now?"}]}""", first, second);
         var (later, fixes) = Forward(s_chat, """{"model":"m","messages":[{"role":"user","content":"And later?"}]}""", first, second, Stored(s_chat, """{"role":"user","content":"And now?"},{"role":"assistant","content":"Now."}"""));
 
-        Assert.That(ApiShapes.OpenAIChat(now), Is.Empty, now.GetRawText());
-        Assert.That(ApiShapes.OpenAIChat(later), Is.Empty, later.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(now), Is.Null, now.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(later), Is.Null, later.GetRawText());
         var injected = string.Join(",", now.GetProperty("messages").EnumerateArray().Take(5).Select(m => m.GetRawText()));
         Assert.That(later.GetRawText(), Does.Contain(injected), "the mended history is a byte-prefix of the next request's: provider prompt caches keep hitting");
         Assert.That(fixes, Is.EqualTo("dangling_call=1"));
@@ -84,7 +84,7 @@ public sealed class ValidHistoryTests
         var broken = Stored(s_chat, """{"role":"tool","tool_call_id":"call_gone","content":"Sunny"},{"role":"user","content":"Thanks"},{"role":"assistant","content":"You are welcome."}""");
         var (body, fixes) = Forward(s_chat, """{"model":"m","messages":[{"role":"user","content":"Bye"}]}""", orphan, broken);
 
-        Assert.That(ApiShapes.OpenAIChat(body), Is.Empty, body.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(body), Is.Null, body.GetRawText());
         Assert.That(Roles(body), Is.EqualTo(new[] { "user", "assistant", "user", "assistant", "user" }));
         Assert.That(body.GetRawText(), Does.Contain("You are welcome.").And.Not.Contain("call_gone"));
         Assert.That(fixes, Is.EqualTo("orphan_result=1"));
@@ -99,7 +99,7 @@ public sealed class ValidHistoryTests
         var newer = Stored(s_chat, """{"role":"user","content":"Rome?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}""");
         var (body, fixes) = Forward(s_chat, """{"model":"m","messages":[{"role":"tool","tool_call_id":"call_0","content":"Rainy"}]}""", older, result, newer);
 
-        Assert.That(ApiShapes.OpenAIChat(body), Is.Empty, body.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(body), Is.Null, body.GetRawText());
         var messages = body.GetProperty("messages");
         var renamed = messages[1].GetProperty("tool_calls")[0].GetProperty("id").GetString();
         Assert.That(renamed, Does.StartWith("call_0_").And.Not.EqualTo("call_0"));
@@ -114,7 +114,7 @@ public sealed class ValidHistoryTests
     {
         var (body, fixes) = Forward(s_chat, """{"model":"m","messages":[{"role":"user","content":"Never mind."}]}""", Stored(s_chat, ChatCall, legacy: true));
 
-        Assert.That(ApiShapes.OpenAIChat(body), Is.Empty, body.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(body), Is.Null, body.GetRawText());
         Assert.That(fixes, Is.EqualTo("dangling_call=1"));
     }
 
@@ -139,7 +139,7 @@ public sealed class ValidHistoryTests
         const string call = """{"role":"user","content":"What is the weather?"},{"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{}"}""";
         var (body, fixes) = Forward(s_responses, """{"model":"m","input":[{"role":"user","content":"Never mind."}]}""", Stored(s_responses, call));
 
-        Assert.That(ApiShapes.OpenAIResponses(body), Is.Empty, body.GetRawText());
+        Assert.That(ProviderRules.OpenAIResponses(body), Is.Null, body.GetRawText());
         var closing = body.GetProperty("input")[2];
         Assert.That(closing.GetProperty("type").GetString(), Is.EqualTo("function_call_output"));
         Assert.That(closing.GetProperty("call_id").GetString(), Is.EqualTo("call_1"));
@@ -163,7 +163,7 @@ public sealed class ValidHistoryTests
         const string call = """{"role":"user","content":"What is the weather?"},{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_weather","arguments":{}}}]}""";
         var (body, fixes) = Forward(s_ollama, """{"model":"m","messages":[{"role":"user","content":"Never mind."}]}""", Stored(s_ollama, call));
 
-        Assert.That(ApiShapes.OllamaChat(body), Is.Empty, body.GetRawText());
+        Assert.That(ProviderRules.OllamaChat(body), Is.Null, body.GetRawText());
         var closing = body.GetProperty("messages")[2];
         Assert.That(closing.GetProperty("role").GetString(), Is.EqualTo("tool"));
         Assert.That(closing.GetProperty("tool_name").GetString(), Is.EqualTo("get_weather"));
@@ -176,7 +176,7 @@ public sealed class ValidHistoryTests
         const string call = """{"role":"user","content":"What is the weather?"},{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}]}""";
         var (body, fixes) = Forward(s_chat, """{"model":"m","messages":[{"role":"user","content":"Never mind."}]}""", Stored(s_anthropic, call));
 
-        Assert.That(ApiShapes.OpenAIChat(body), Is.Empty, body.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(body), Is.Null, body.GetRawText());
         Assert.That(body.GetProperty("messages")[2].GetProperty("tool_call_id").GetString(), Is.EqualTo("toolu_1"));
         Assert.That(fixes, Is.EqualTo("dangling_call=1"));
     }

@@ -19,28 +19,28 @@ public sealed class WholeToolExchangeTests : FunctionalTest
         "OpenAIChat", "/v1/chat/completions", "completion-tool-calls.json", "completion.json",
         Question: q => $$"""{"model":"gpt-4o-mini","messages":[{"role":"developer","content":"Be brief."},{"role":"user","content":"{{q}}"}]}""",
         ToolResult: $$"""{"model":"gpt-4o-mini","messages":[{"role":"tool","tool_call_id":"call_abc123","content":"{{ToolOutput}}"}]}""",
-        ApiShapes.OpenAIChat));
+        ProviderRules.OpenAIChat));
 
     [Test]
     public Task AnthropicMessages_TwoTurnWindowSlidesPastAToolLoop_NoForwardedRequestHasAnOrphanToolResult() => ConverseAsync(new Api(
         "AnthropicMessages", "/v1/messages", "message-tool-use.json", "message.json",
         Question: q => $$"""{"model":"claude-sonnet-4-5","max_tokens":256,"system":"Be brief.","messages":[{"role":"user","content":"{{q}}"}]}""",
         ToolResult: $$"""{"model":"claude-sonnet-4-5","max_tokens":256,"system":"Be brief.","messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_01A09q90qw90lq917835lq9","content":"{{ToolOutput}}"}]}]}""",
-        ApiShapes.AnthropicMessages));
+        ProviderRules.AnthropicMessages));
 
     [Test]
     public Task OpenAIResponses_TwoTurnWindowSlidesPastAToolLoop_NoForwardedRequestHasAnOrphanToolResult() => ConverseAsync(new Api(
         "OpenAIResponses", "/v1/responses", "response-function-call.json", "response.json",
         Question: q => $$"""{"model":"gpt-4.1","instructions":"Be brief.","input":[{"role":"user","content":"{{q}}"}]}""",
         ToolResult: $$"""{"model":"gpt-4.1","instructions":"Be brief.","input":[{"type":"function_call_output","call_id":"call_unLAR8MvFNptuiZK6K6HCy5k","output":"{{ToolOutput}}"}]}""",
-        ApiShapes.OpenAIResponses));
+        ProviderRules.OpenAIResponses));
 
     [Test]
     public Task OllamaChat_TwoTurnWindowSlidesPastAToolLoop_NoForwardedRequestHasAnOrphanToolResult() => ConverseAsync(new Api(
         "OllamaChat", "/api/chat", "chat-tool-calls.json", "chat.json",
         Question: q => $$"""{"model":"llama3.2","stream":false,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"{{q}}"}]}""",
         ToolResult: $$"""{"model":"llama3.2","stream":false,"messages":[{"role":"tool","tool_name":"get_current_weather","content":"{{ToolOutput}}"}]}""",
-        ApiShapes.OllamaChat));
+        ProviderRules.OllamaChat));
 
     /// <summary>
     /// The issue's conversation with MaxContextTurns=2: "question → tool call", "tool result → answer", "question 3 →
@@ -65,7 +65,7 @@ public sealed class WholeToolExchangeTests : FunctionalTest
         {
             for (var i = 0; i < forwarded.Length; i++)
             {
-                Assert.That(api.Shape(forwarded[i]), Is.Empty, $"request {i + 1}: {forwarded[i].GetRawText()}");
+                Assert.That(api.Shape(forwarded[i]), Is.Null, $"request {i + 1}: {forwarded[i].GetRawText()}");
             }
 
             // Question three's window is the whole exchange: call and result.
@@ -93,5 +93,5 @@ public sealed class WholeToolExchangeTests : FunctionalTest
     }
 
     private sealed record Api(
-        string Folder, string Path, string ToolFixture, string AnswerFixture, Func<string, string> Question, string ToolResult, Func<JsonElement, List<string>> Shape);
+        string Folder, string Path, string ToolFixture, string AnswerFixture, Func<string, string> Question, string ToolResult, Func<JsonElement, string?> Shape);
 }

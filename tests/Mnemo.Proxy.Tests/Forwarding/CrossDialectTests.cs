@@ -37,7 +37,7 @@ public sealed class CrossDialectTests : FunctionalTest
             """{"model":"claude-sonnet-4-5","max_tokens":256,"stream":true,"system":"Be brief.","messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"call_abc123","content":"Sunny, 22 degrees Celsius"}]}]}""",
             Session, path: "/v1/messages"));
         var anthropic = Body(Upstream.LastRequest);
-        Assert.That(ApiShapes.AnthropicMessages(anthropic), Is.Empty, anthropic.GetRawText());
+        Assert.That(ProviderRules.AnthropicMessages(anthropic), Is.Null, anthropic.GetRawText());
         Assert.That(anthropic.GetProperty("system").GetString(), Is.EqualTo("Be brief."));
         var messages = anthropic.GetProperty("messages");
         Assert.That(messages.GetArrayLength(), Is.EqualTo(3));
@@ -53,7 +53,7 @@ public sealed class CrossDialectTests : FunctionalTest
             """{"model":"gpt-4.1","instructions":"Be brief.","input":"Tell me a three sentence bedtime story about a unicorn."}""",
             Session, path: "/v1/responses"));
         var responses = Body(Upstream.LastRequest);
-        Assert.That(ApiShapes.OpenAIResponses(responses), Is.Empty, responses.GetRawText());
+        Assert.That(ProviderRules.OpenAIResponses(responses), Is.Null, responses.GetRawText());
         var items = responses.GetProperty("input").EnumerateArray().ToList();
         Assert.That(items.Select(Kind), Is.EqualTo(new[] { "user", "function_call", "function_call_output", "assistant", "user" }));
         Assert.That(items[1].GetProperty("call_id").GetString(), Is.EqualTo("call_abc123"));
@@ -67,7 +67,7 @@ public sealed class CrossDialectTests : FunctionalTest
             """{"model":"llama3.2","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Why is the sky blue?"}]}""",
             Session, path: "/api/chat"));
         var ollama = Body(Upstream.LastRequest);
-        Assert.That(ApiShapes.OllamaChat(ollama), Is.Empty, ollama.GetRawText());
+        Assert.That(ProviderRules.OllamaChat(ollama), Is.Null, ollama.GetRawText());
         Assert.That(ollama.GetProperty("messages").EnumerateArray().Select(m => m.GetProperty("role").GetString()),
             Is.EqualTo(new[] { "system", "user", "assistant", "tool", "assistant", "user", "assistant", "user" }));
         AssertCarries(ollama, Question, ToolOutput, AnthropicAnswer, StoryRequest, ResponsesAnswer, SkyQuestion);
@@ -78,7 +78,7 @@ public sealed class CrossDialectTests : FunctionalTest
         await SendOkAsync(proxy, ProxyHost.Chat(
             """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Summarise our conversation."}]}""", Session));
         var chat = Body(Upstream.LastRequest);
-        Assert.That(ApiShapes.OpenAIChat(chat), Is.Empty, chat.GetRawText());
+        Assert.That(ProviderRules.OpenAIChat(chat), Is.Null, chat.GetRawText());
         Assert.That(chat.GetProperty("messages").EnumerateArray().Select(m => m.GetProperty("role").GetString()),
             Is.EqualTo(new[] { "user", "assistant", "tool", "assistant", "user", "assistant", "user", "assistant", "user" }));
         AssertCarries(chat, Question, ToolOutput, AnthropicAnswer, StoryRequest, ResponsesAnswer, SkyQuestion, OllamaAnswer, LastQuestion);
@@ -103,7 +103,7 @@ public sealed class CrossDialectTests : FunctionalTest
 
         await SendOkAsync(proxy, ProxyHost.Chat("""{"model":"gpt-4o-mini","messages":[{"role":"user","content":"And twin primes?"}]}""", "thinking"));
         var chat = Body(Upstream.LastRequest);
-        Assert.That(ApiShapes.OpenAIChat(chat), Is.Empty);
+        Assert.That(ProviderRules.OpenAIChat(chat), Is.Null);
         Assert.That(Strings(chat), Does.Contain("Based on my analysis").And.Not.Contain("Let me analyze"));
         Assert.That(chat.GetRawText(), Does.Not.Contain("signature"));
 
