@@ -161,7 +161,7 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(Upstream.LastRequest.Body, Is.EqualTo(Encoding.UTF8.GetBytes(body)));
         Assert.That(Header(response, "X-Mnemo-Memory"), Is.EqualTo("off"));
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 
@@ -176,7 +176,7 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
         var (response, _) = await SendAsync(proxy, Request(body, "resp-mixed"));
         Assert.That(Upstream.LastRequest.BodyText, Is.EqualTo(body));
         Assert.That(Header(response, "X-Mnemo-Memory"), Is.EqualTo("off"));
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 2);
         Assert.That(await Redis.Db.ListLengthAsync(TurnsKey("resp-mixed")), Is.EqualTo(1));
     }
 
@@ -226,7 +226,7 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.InternalServerError));
         Assert.That(body, Is.EqualTo(Upstream.Fixture("error-500.json", Dialect)));
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
         var metrics = await proxy.Management.GetStringAsync("/metrics");
         Assert.That(metrics, Does.Contain("mnemo_requests_total{dialect=\"openai-responses\",memory=\"empty\",outcome=\"upstream_error\"} 1"));
@@ -242,7 +242,7 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
         var response = await proxy.Client.SendAsync(Request(Body("Hello!", stream: true), "resp-cut"), HttpCompletionOption.ResponseHeadersRead);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(async () => await response.Content.ReadAsByteArrayAsync(), Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<IOException>());
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 
@@ -260,7 +260,7 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
         await Eventually.TrueAsync(
             () => Task.FromResult(proxy.Logs.All.Contains($"A openai-responses answer was proxied but not recorded: {reason}.", StringComparison.Ordinal)),
             "the not-recorded warning with the parser's reason");
-        await Task.Delay(200);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 
