@@ -92,6 +92,39 @@ public abstract class FunctionalTest
     protected Task<long> WaitForTurnsAsync(string session, long expected, string apiKey = ApiKey) =>
         Eventually.ValueAsync(() => Redis.Db.ListLengthAsync(TurnsKey(session, apiKey)), n => n == expected, $"{expected} stored turns");
 
+    /// <summary>
+    /// Until the proxy is done with the <paramref name="requests"/> requests it has been sent since it started: every
+    /// turn of them is in Redis, or never will be. Then "nothing was stored" is a fact, not a guess about how late a
+    /// write could be.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// When a response completes, the middleware first hands its turn to the write-back queue (or drops it), and only then
+    /// counts the request in <c>mnemo_requests_total</c>; <c>mnemo_writeback_queue_depth</c> holds a turn from then until
+    /// the writer has its reply from Redis, or drops it. So: every request counted, and after that the queue empty.
+    /// </para>
+    /// <para>
+    /// The total since the start, not a count taken before the request: a request's count can lag its own turn's write
+    /// (the test may see the turn in Redis first), so a count taken then could be short by one, and the next request's
+    /// barrier would be passed by the earlier one. The depth is read in a later scrape than the count: a scrape reads the
+    /// gauge before the counters, so the one that shows the count may predate the last request's hand-off.
+    /// </para>
+    /// </remarks>
+    protected static async Task SettledAsync(HttpClient management, int requests)
+    {
+        var counted = await Eventually.ValueAsync(
+            async () => MetricText.Sum(await management.GetStringAsync("/metrics"), "mnemo_requests_total"),
+            n => n >= requests,
+            $"{requests} requests counted in mnemo_requests_total");
+        Assert.That(counted, Is.EqualTo(requests), "the requests the proxy counted: more than were sent, and this barrier could pass before the last one is done");
+        await Eventually.TrueAsync(
+            async () => MetricText.Value(await management.GetStringAsync("/metrics"), "mnemo_writeback_queue_depth") == 0,
+            "an empty write-back queue");
+    }
+
+    /// <inheritdoc cref="SettledAsync(HttpClient, int)"/>
+    protected static Task SettledAsync(ProxyHost proxy, int requests) => SettledAsync(proxy.Management, requests);
+
     protected async Task<JsonElement[]> StoredTurnsAsync(string session, string apiKey = ApiKey)
     {
         var values = await Redis.Db.ListRangeAsync(TurnsKey(session, apiKey));

@@ -18,4 +18,19 @@ public static class MetricText
 
         return double.NaN;
     }
+
+    /// <summary>The sum of a metric's series over every label set (<c>name{…} v</c> and <c>name v</c>), 0 when it has none.</summary>
+    public static double Sum(string exposition, string name)
+    {
+        var sum = 0.0;
+        foreach (var line in exposition.Split('\n'))
+        {
+            if (line.StartsWith(name, StringComparison.Ordinal) && line.Length > name.Length && line[name.Length] is '{' or ' ')
+            {
+                sum += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return sum;
+    }
 }

@@ -234,7 +234,7 @@ public sealed class AnthropicConversationTests : FunctionalTest
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.InternalServerError));
         Assert.That(body, Is.EqualTo(Upstream.Fixture("error-500.json", Dialect)));
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
         var metrics = await proxy.Management.GetStringAsync("/metrics");
         Assert.That(metrics, Does.Contain("mnemo_requests_total{dialect=\"anthropic-messages\",memory=\"empty\",outcome=\"upstream_error\"} 1"));
@@ -250,7 +250,7 @@ public sealed class AnthropicConversationTests : FunctionalTest
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(async () => await response.Content.ReadAsByteArrayAsync(), Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<IOException>(),
             "the client sees the stream fail, as it would without the proxy");
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 
@@ -263,7 +263,7 @@ public sealed class AnthropicConversationTests : FunctionalTest
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(body, Is.EqualTo(Upstream.Fixture("stream-error.sse", Dialect)), "the error event is the client's to see");
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 
@@ -278,7 +278,7 @@ public sealed class AnthropicConversationTests : FunctionalTest
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(Upstream.LastRequest.Body, Is.EqualTo(Encoding.UTF8.GetBytes(body)), "forwarded untouched");
-        await Task.Delay(200);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 

@@ -163,7 +163,7 @@ public sealed class ConversationTests : FunctionalTest
         Assert.That(Upstream.LastRequest.Body, Is.EqualTo(Encoding.UTF8.GetBytes(body)));
         Assert.That(Header(response, "X-Mnemo-Memory"), Is.EqualTo("off"));
         Assert.That(Header(response, "X-Mnemo-Context-Turns"), Is.EqualTo("0"));
-        await Task.Delay(200);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 
@@ -193,7 +193,7 @@ public sealed class ConversationTests : FunctionalTest
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.InternalServerError));
         Assert.That(body, Is.EqualTo(Upstream.Fixture("error-500.json")));
         Assert.That(Header(response, "X-Mnemo-Memory"), Is.EqualTo("empty"));
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await Redis.Db.KeyExistsAsync(TurnsKey("fails")), Is.False);
         var metrics = await proxy.Management.GetStringAsync("/metrics");
         Assert.That(metrics, Does.Contain("mnemo_requests_total{dialect=\"openai-chat\",memory=\"empty\",outcome=\"upstream_error\"} 1"));
@@ -210,7 +210,7 @@ public sealed class ConversationTests : FunctionalTest
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(async () => await response.Content.ReadAsByteArrayAsync(), Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<IOException>(),
             "the client sees the stream fail, as it would without the proxy");
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await Redis.Db.KeyExistsAsync(TurnsKey("cut")), Is.False);
     }
 
@@ -228,8 +228,8 @@ public sealed class ConversationTests : FunctionalTest
             Assert.That(await stream.ReadAsync(buffer), Is.GreaterThan(0));
         }
 
-        // The proxy notices at its next write; give the upstream time to have sent everything.
-        await Task.Delay(1500);
+        // The proxy notices at its next write, and is done with the request once it is counted.
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await Redis.Db.KeyExistsAsync(TurnsKey("gone")), Is.False);
         var metrics = await proxy.Management.GetStringAsync("/metrics");
         Assert.That(metrics, Does.Contain("mnemo_requests_total{dialect=\"openai-chat\",memory=\"empty\",outcome=\"client_aborted\"} 1"));
@@ -351,7 +351,7 @@ public sealed class ConversationTests : FunctionalTest
 
         Assert.That(Header(response, "X-Mnemo-Memory"), Is.EqualTo("off"));
         Assert.That(Upstream.LastRequest.Messages().Count, Is.EqualTo(2));
-        await Task.Delay(200);
+        await SettledAsync(proxy, requests: 2);
         Assert.That(await Redis.Db.ListLengthAsync(TurnsKey("quiet")), Is.EqualTo(1));
     }
 

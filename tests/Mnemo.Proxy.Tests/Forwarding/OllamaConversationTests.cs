@@ -262,7 +262,7 @@ public sealed class OllamaConversationTests : FunctionalTest
         var (response, _) = await SendAsync(proxy, Request(load, "load"));
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(Upstream.LastRequest.BodyText, Is.EqualTo(load));
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 2);
         Assert.That(await Redis.Db.ListLengthAsync(KeylessTurnsKey("load")), Is.EqualTo(1));
     }
 
@@ -276,7 +276,7 @@ public sealed class OllamaConversationTests : FunctionalTest
 
         Assert.That((int)response.StatusCode, Is.EqualTo(status));
         Assert.That(body, Is.EqualTo(Upstream.Fixture("error-404.json", "OllamaChat")));
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
         await AssertTheSessionRemembersOnlyWhatFollowsAsync(proxy, "fails");
     }
@@ -288,7 +288,7 @@ public sealed class OllamaConversationTests : FunctionalTest
         await using var proxy = await StartKeylessProxyAsync();
         var ollama = Client(proxy, "missing-model");
         Assert.That(async () => await ChatAsync(ollama, stream: true, new Message(ChatRole.User, "Hi")), Throws.InstanceOf<HttpRequestException>());
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
         await AssertTheSessionRemembersOnlyWhatFollowsAsync(proxy, "missing-model");
     }
@@ -303,7 +303,7 @@ public sealed class OllamaConversationTests : FunctionalTest
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(async () => await response.Content.ReadAsByteArrayAsync(), Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<IOException>(),
             "the client sees the stream fail, as it would without the proxy");
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
         await AssertTheSessionRemembersOnlyWhatFollowsAsync(proxy, "cut");
     }
@@ -320,7 +320,7 @@ public sealed class OllamaConversationTests : FunctionalTest
         // OllamaSharp reads past the error line without throwing: only the proxy's record tells it was a failed answer.
         var (text, _) = await ChatAsync(Client(proxy, "midstream"), stream: true, new Message(ChatRole.User, "Hi"));
         Assert.That(text, Is.EqualTo(" Yes.Ican"));
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 2);
         Assert.That(await KeyCountAsync(), Is.Zero);
         Assert.That(proxy.Logs.All, Does.Not.Contain("an error was encountered"), "upstream text is never logged");
         await AssertTheSessionRemembersOnlyWhatFollowsAsync(proxy, "midstream");

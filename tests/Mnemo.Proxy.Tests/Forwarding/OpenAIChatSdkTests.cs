@@ -158,7 +158,7 @@ public sealed class OpenAIChatSdkTests : FunctionalTest
         Assert.That(error!.Status, Is.EqualTo(500));
         Assert.That(error.Message, Does.Contain(upstreamMessage));
         Assert.That(Upstream.Requests, Has.Count.EqualTo(1), "retries off: one attempt");
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 

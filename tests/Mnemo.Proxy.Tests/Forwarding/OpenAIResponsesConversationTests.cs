@@ -229,7 +229,7 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.InternalServerError));
         Assert.That(body, Is.EqualTo(Upstream.Fixture("error-500.json", Dialect)));
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
         var metrics = await proxy.Management.GetStringAsync("/metrics");
         Assert.That(metrics, Does.Contain("mnemo_requests_total{dialect=\"openai-responses\",memory=\"empty\",outcome=\"upstream_error\"} 1"));
@@ -245,7 +245,7 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
         var response = await proxy.Client.SendAsync(Request(Body("Hello!", stream: true), "resp-cut"), HttpCompletionOption.ResponseHeadersRead);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(async () => await response.Content.ReadAsByteArrayAsync(), Throws.InstanceOf<HttpRequestException>().Or.InstanceOf<IOException>());
-        await Task.Delay(300);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 
@@ -263,7 +263,7 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
         await Eventually.TrueAsync(
             () => Task.FromResult(proxy.Logs.All.Contains($"A openai-responses answer was proxied but not recorded: {reason}.", StringComparison.Ordinal)),
             "the not-recorded warning with the parser's reason");
-        await Task.Delay(200);
+        await SettledAsync(proxy, requests: 1);
         Assert.That(await KeyCountAsync(), Is.Zero);
     }
 

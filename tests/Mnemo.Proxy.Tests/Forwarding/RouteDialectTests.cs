@@ -41,7 +41,7 @@ public sealed class RouteDialectTests : FunctionalTest
 
         var (plain, _) = await SendAsync(proxy, ProxyHost.Chat(UserTurn("Hello!"), session: "plain"));
         Assert.That(Header(plain, "X-Mnemo-Memory"), Is.EqualTo("off"), "a chat path whose route says none");
-        await Task.Delay(200);
+        await SettledAsync(proxy, requests: 3);
         Assert.That(await Redis.Db.KeyExistsAsync(TurnsKey("plain")), Is.False);
     }
 }
