@@ -27,6 +27,7 @@ public sealed class FakeUpstream : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ConcurrentQueue<RecordedRequest> _requests = new();
     private readonly ConcurrentQueue<long> _eventTimes = new();
+    private int _answers;
     private readonly ConcurrentQueue<string> _rejections = new();
 
     private FakeUpstream(WebApplication app)
@@ -95,6 +96,13 @@ public sealed class FakeUpstream : IAsyncDisposable
     /// <summary>Close the connection abruptly after this many SSE events.</summary>
     public int? AbortAfterEvents { get; set; }
 
+    /// <summary>
+    /// Give the ids in each fixture answer (<c>msg_…</c>, <c>resp_…</c>, <c>fc_…</c>, <c>rs_…</c>, <c>call_…</c>,
+    /// <c>toolu_…</c>, <c>chatcmpl-…</c>) a suffix of their own per answer, as a provider's ids are unique: a conversation
+    /// of several fixture answers otherwise repeats one call or item id, which the providers reject.
+    /// </summary>
+    public bool UniqueIds { get; set; }
+
     /// <summary>Compress responses when the request's Accept-Encoding allows gzip, as api.openai.com does.</summary>
     public bool CompressWhenAsked { get; set; } = true;
 
@@ -146,6 +154,7 @@ public sealed class FakeUpstream : IAsyncDisposable
         Override = null;
         AbortAfterEvents = null;
         CompressWhenAsked = true;
+        UniqueIds = false;
         foreach (var (dialect, fixtures) in s_defaults)
         {
             _fixtures[dialect] = fixtures;
@@ -224,11 +233,11 @@ public sealed class FakeUpstream : IAsyncDisposable
 
         if (dialect == "OllamaChat" ? recorded.StreamsByDefault : recorded.IsStreaming)
         {
-            await StreamAsync(context, Fixture(fixtures.Stream, dialect), ndjson: dialect == "OllamaChat");
+            await StreamAsync(context, Unique(Fixture(fixtures.Stream, dialect)), ndjson: dialect == "OllamaChat");
         }
         else
         {
-            var payload = Fixture(fixtures.Json, dialect);
+            var payload = Unique(Fixture(fixtures.Json, dialect));
             context.Response.ContentType = "application/json";
             if (CompressWhenAsked && context.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
             {
@@ -274,6 +283,19 @@ public sealed class FakeUpstream : IAsyncDisposable
         }
 
         await context.Response.CompleteAsync();
+    }
+
+    private byte[] Unique(byte[] fixture)
+    {
+        if (!UniqueIds)
+        {
+            return fixture;
+        }
+
+        var answer = Interlocked.Increment(ref _answers);
+        var text = System.Text.RegularExpressions.Regex.Replace(
+            Encoding.UTF8.GetString(fixture), @"\b(msg|resp|fc|rs|call|toolu)_[A-Za-z0-9]+|\bchatcmpl-[A-Za-z0-9]+", m => $"{m.Value}u{answer}");
+        return Encoding.UTF8.GetBytes(text);
     }
 
     /// <summary>Splits an NDJSON fixture into its lines, each with its line feed.</summary>

@@ -32,6 +32,21 @@ public sealed class FakeUpstreamTests
         _client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
 
     [Test]
+    public async Task UniqueIds_EachAnswerGetsIdsOfItsOwn_AndIsOtherwiseTheFixture()
+    {
+        _upstream.UniqueIds = true;
+        _upstream.Answer("OpenAIResponses", json: "response-function-call.json");
+        const string request = """{"model":"m","input":"Weather?"}""";
+        var first = await (await PostAsync("/v1/responses", request)).Content.ReadAsStringAsync();
+        var second = await (await PostAsync("/v1/responses", request)).Content.ReadAsStringAsync();
+        var fixture = Encoding.UTF8.GetString(_upstream.Fixture("response-function-call.json", "OpenAIResponses"));
+
+        Assert.That(first, Is.Not.EqualTo(second));
+        Assert.That(System.Text.RegularExpressions.Regex.Replace(first, "u1\\b", ""), Is.EqualTo(fixture), "only the ids changed");
+        Assert.That(System.Text.RegularExpressions.Regex.Replace(second, "u2\\b", ""), Is.EqualTo(fixture));
+    }
+
+    [Test]
     public async Task Post_InvalidConversation_AnswersTheProviders400AndRecordsIt()
     {
         using var response = await PostAsync("/v1/messages", Orphan);
