@@ -125,7 +125,7 @@ internal readonly struct ContextWindow
     /// The position the next turn of the session starts at: the newest counted turn's end plus the estimates of the
     /// newer ones; the sum of what was read when no turn has a position (turns stored before positions existed).
     /// </summary>
-    private static (long Position, Turn? NewestPending) Next(StoredTurn[] stored, Turn[] pending)
+    public static (long Position, Turn? NewestPending) Next(StoredTurn[] stored, Turn[] pending)
     {
         Turn? newestPending = null;
         long after = 0;

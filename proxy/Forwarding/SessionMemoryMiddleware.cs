@@ -288,6 +288,11 @@ internal sealed class SessionMemoryMiddleware
                 exchange.ContextTurns = window.Count;
             }
         }
+        else if (inject && !history.Degraded)
+        {
+            // Nothing injected, but the turn stored continues the session's running token position (see ContextWindow).
+            (exchange.NextPosition, exchange.NewestPending) = ContextWindow.Next(SummaryWindow.Uncovered(history), pending);
+        }
 
         if (mode == MemoryMode.Auto && (!splice || history.Degraded))
         {

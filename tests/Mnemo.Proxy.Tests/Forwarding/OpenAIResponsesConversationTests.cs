@@ -184,6 +184,19 @@ public sealed class OpenAIResponsesConversationTests : FunctionalTest
     }
 
     [Test]
+    public async Task PreviousResponseId_TheChainedTurnContinuesTheSessionsRunningTokenPosition()
+    {
+        await using var proxy = await StartProxyAsync(new Dictionary<string, string?> { ["Mnemo:Memory:MaxContextTokens"] = "4000" });
+        await SendAsync(proxy, Request("""{"model":"m","input":"Hello!"}""", "resp-position"));
+        await WaitForTurnsAsync("resp-position", 1);
+        await SendAsync(proxy, Request("""{"model":"m","input":"And then?","previous_response_id":"resp_1"}""", "resp-position"));
+
+        var turns = await Eventually.ValueAsync(() => StoredTurnsAsync("resp-position"), t => t.Length == 2, "both turns");
+        Assert.That(turns[1].GetProperty("p").GetInt64(), Is.EqualTo(turns[0].GetProperty("p").GetInt64() + turns[0].GetProperty("tok").GetInt64()),
+            "where the session's turns before it end: block eviction snaps the window to these positions");
+    }
+
+    [Test]
     public async Task InvalidSessionId_Gets400InOpenAIErrorShape_AndNoKeyIsCreated()
     {
         await using var proxy = await StartProxyAsync();
