@@ -292,9 +292,10 @@ public sealed class FakeUpstream : IAsyncDisposable
             return fixture;
         }
 
+        // A whole id, never a property name: "call_id" is Responses' key for a call's id.
         var answer = Interlocked.Increment(ref _answers);
         var text = System.Text.RegularExpressions.Regex.Replace(
-            Encoding.UTF8.GetString(fixture), @"\b(msg|resp|fc|rs|call|toolu)_[A-Za-z0-9]+|\bchatcmpl-[A-Za-z0-9]+", m => $"{m.Value}u{answer}");
+            Encoding.UTF8.GetString(fixture), @"(\b(msg|resp|fc|rs|call|toolu)_|\bchatcmpl-)[A-Za-z0-9]+(?![A-Za-z0-9_])(?!""\s*:)", m => $"{m.Value}u{answer}");
         return Encoding.UTF8.GetBytes(text);
     }
 
