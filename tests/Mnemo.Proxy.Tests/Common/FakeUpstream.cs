@@ -147,6 +147,8 @@ public sealed class FakeUpstream : IAsyncDisposable
         _requests.Clear();
         _eventTimes.Clear();
         _rejections.Clear();
+        // Each test numbers its answers from 1: its ids are still unique within it, and its expectations do not depend on the order tests run in.
+        Interlocked.Exchange(ref _answers, 0);
         ValidatesRequests = true;
         EventDelay = TimeSpan.Zero;
         Failure = null;
@@ -293,8 +295,10 @@ public sealed class FakeUpstream : IAsyncDisposable
         }
 
         var answer = Interlocked.Increment(ref _answers);
+        // Values only: a property name of the same form ("call_id") is left as it is (the atomic group keeps the match from
+        // backing off to a shorter one that is not followed by the colon).
         var text = System.Text.RegularExpressions.Regex.Replace(
-            Encoding.UTF8.GetString(fixture), @"\b(msg|resp|fc|rs|call|toolu)_[A-Za-z0-9]+|\bchatcmpl-[A-Za-z0-9]+", m => $"{m.Value}u{answer}");
+            Encoding.UTF8.GetString(fixture), @"\b(?>(?:msg|resp|fc|rs|call|toolu)_[A-Za-z0-9]+|chatcmpl-[A-Za-z0-9]+)(?!""\s*:)", m => $"{m.Value}u{answer}");
         return Encoding.UTF8.GetBytes(text);
     }
 

@@ -44,6 +44,10 @@ public sealed class FakeUpstreamTests
         Assert.That(first, Is.Not.EqualTo(second));
         Assert.That(System.Text.RegularExpressions.Regex.Replace(first, "u1\\b", ""), Is.EqualTo(fixture), "only the ids changed");
         Assert.That(System.Text.RegularExpressions.Regex.Replace(second, "u2\\b", ""), Is.EqualTo(fixture));
+        using var answer = System.Text.Json.JsonDocument.Parse(first);
+        var call = answer.RootElement.GetProperty("output")[0];
+        Assert.That(call.GetProperty("call_id").GetString(), Is.EqualTo("call_unLAR8MvFNptuiZK6K6HCy5ku1"), "property names stay as they are, their values change");
+        Assert.That(call.GetProperty("id").GetString(), Is.EqualTo("fc_67ca09c6bedc8190a7abfec07b1a1332096610f474011cc0u1"));
     }
 
     [Test]
