@@ -29,6 +29,7 @@ public sealed class FakeUpstream : IAsyncDisposable
     private readonly ConcurrentQueue<long> _eventTimes = new();
     private int _answers;
     private readonly ConcurrentQueue<string> _rejections = new();
+    private readonly ConcurrentDictionary<string, JsonElement> _storedItems = new(StringComparer.Ordinal);
 
     private FakeUpstream(WebApplication app)
     {
@@ -90,6 +91,13 @@ public sealed class FakeUpstream : IAsyncDisposable
     /// </summary>
     public bool ValidatesRequests { get; set; } = true;
 
+    /// <summary>
+    /// An output item of a Responses answer this fake gave, by its id, as the provider stores it (<c>store</c> is on by
+    /// default) and resolves an <c>item_reference</c> to it; null for an id it never answered with. The rules read
+    /// references through it (<see cref="ProviderRules.OpenAIResponses(JsonElement, Func{string, JsonElement?})"/>).
+    /// </summary>
+    public JsonElement? StoredItem(string id) => _storedItems.TryGetValue(id, out var item) ? item : null;
+
     /// <summary>Every request answered with a rule's 400, as "METHOD path: message", oldest first.</summary>
     public IReadOnlyList<string> Rejections => [.. _rejections];
 
@@ -147,6 +155,9 @@ public sealed class FakeUpstream : IAsyncDisposable
         _requests.Clear();
         _eventTimes.Clear();
         _rejections.Clear();
+        _storedItems.Clear();
+        // Each test numbers its answers from 1: its ids are still unique within it, and its expectations do not depend on the order tests run in.
+        Interlocked.Exchange(ref _answers, 0);
         ValidatesRequests = true;
         EventDelay = TimeSpan.Zero;
         Failure = null;
@@ -176,7 +187,7 @@ public sealed class FakeUpstream : IAsyncDisposable
         var bytes = body.ToArray();
         var path = context.Request.Path.Value ?? "";
         var rejection = ValidatesRequests && HttpMethods.IsPost(context.Request.Method) && ProviderRules.ApiOf(path) is { } api
-            ? ProviderRules.Check(api, bytes)
+            ? ProviderRules.Check(api, bytes, StoredItem)
             : null;
         var recorded = new RecordedRequest(
             context.Request.Method,
@@ -233,11 +244,14 @@ public sealed class FakeUpstream : IAsyncDisposable
 
         if (dialect == "OllamaChat" ? recorded.StreamsByDefault : recorded.IsStreaming)
         {
-            await StreamAsync(context, Unique(Fixture(fixtures.Stream, dialect)), ndjson: dialect == "OllamaChat");
+            var stream = Unique(Fixture(fixtures.Stream, dialect));
+            StoreItems(dialect, stream);
+            await StreamAsync(context, stream, ndjson: dialect == "OllamaChat");
         }
         else
         {
             var payload = Unique(Fixture(fixtures.Json, dialect));
+            StoreItems(dialect, payload);
             context.Response.ContentType = "application/json";
             if (CompressWhenAsked && context.Request.Headers.AcceptEncoding.ToString().Contains("gzip", StringComparison.OrdinalIgnoreCase))
             {
@@ -292,11 +306,50 @@ public sealed class FakeUpstream : IAsyncDisposable
             return fixture;
         }
 
-        // A whole id, never a property name: "call_id" is Responses' key for a call's id.
         var answer = Interlocked.Increment(ref _answers);
+        // Values only: a property name of the same form ("call_id") is left as it is (the atomic group keeps the match from
+        // backing off to a shorter one that is not followed by the colon).
         var text = System.Text.RegularExpressions.Regex.Replace(
-            Encoding.UTF8.GetString(fixture), @"(\b(msg|resp|fc|rs|call|toolu)_|\bchatcmpl-)[A-Za-z0-9]+(?![A-Za-z0-9_])(?!""\s*:)", m => $"{m.Value}u{answer}");
+            Encoding.UTF8.GetString(fixture), @"\b(?>(?:msg|resp|fc|rs|call|toolu)_[A-Za-z0-9]+|chatcmpl-[A-Za-z0-9]+)(?!""\s*:)", m => $"{m.Value}u{answer}");
         return Encoding.UTF8.GetBytes(text);
+    }
+
+    /// <summary>Keeps the output items of a Responses answer (a JSON response, or the responses of its SSE events) by id.</summary>
+    private void StoreItems(string dialect, byte[] answer)
+    {
+        if (dialect != "OpenAIResponses")
+        {
+            return;
+        }
+
+        var text = Encoding.UTF8.GetString(answer);
+        IEnumerable<string> payloads = text.TrimStart().StartsWith('{')
+            ? [text]
+            : text.Split('\n').Where(line => line.StartsWith("data: ", StringComparison.Ordinal)).Select(line => line["data: ".Length..]);
+        foreach (var payload in payloads)
+        {
+            try
+            {
+                using var document = JsonDocument.Parse(payload);
+                var root = document.RootElement;
+                var response = root.TryGetProperty("response", out var inner) ? inner : root;
+                if (response.ValueKind != JsonValueKind.Object || !response.TryGetProperty("output", out var output) || output.ValueKind != JsonValueKind.Array)
+                {
+                    continue;
+                }
+
+                foreach (var item in output.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String)
+                    {
+                        _storedItems[id.GetString()!] = item.Clone();
+                    }
+                }
+            }
+            catch (JsonException)
+            {
+            }
+        }
     }
 
     /// <summary>Splits an NDJSON fixture into its lines, each with its line feed.</summary>

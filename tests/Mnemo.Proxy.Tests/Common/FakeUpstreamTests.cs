@@ -46,8 +46,28 @@ public sealed class FakeUpstreamTests
         Assert.That(System.Text.RegularExpressions.Regex.Replace(second, "u2\\b", ""), Is.EqualTo(fixture));
         using var answer = System.Text.Json.JsonDocument.Parse(first);
         var call = answer.RootElement.GetProperty("output")[0];
-        Assert.That(call.GetProperty("call_id").GetString(), Is.EqualTo("call_unLAR8MvFNptuiZK6K6HCy5ku1"), "ids changed, property names (call_id) not");
+        Assert.That(call.GetProperty("call_id").GetString(), Is.EqualTo("call_unLAR8MvFNptuiZK6K6HCy5ku1"), "property names stay as they are, their values change");
         Assert.That(call.GetProperty("id").GetString(), Is.EqualTo("fc_67ca09c6bedc8190a7abfec07b1a1332096610f474011cc0u1"));
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task ReferenceToACallItAnswered_IsThatCall_SoItsOutputIsPaired(bool stream)
+    {
+        _upstream.UniqueIds = true;
+        _upstream.Answer("OpenAIResponses", stream: "stream-function-call.sse", json: "response-function-call.json");
+        var answer = await (await PostAsync("/v1/responses", $$"""{"model":"m","stream":{{(stream ? "true" : "false")}},"input":"Weather?"}""")).Content.ReadAsStringAsync();
+        var item = System.Text.RegularExpressions.Regex.Match(answer, "\"(fc_[A-Za-z0-9]+)\"").Groups[1].Value;
+        var call = System.Text.RegularExpressions.Regex.Match(answer, "\"(call_[A-Za-z0-9]+u1)\"").Groups[1].Value;
+        Assert.That(_upstream.StoredItem(item)?.GetProperty("call_id").GetString(), Is.EqualTo(call));
+
+        var paired = $$"""{"model":"m","input":[{"role":"user","content":"Weather?"},{"type":"item_reference","id":"{{item}}"},{"type":"function_call_output","call_id":"{{call}}","output":"Sun"}]}""";
+        var response = await PostAsync("/v1/responses", paired);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
+
+        var orphan = paired.Replace(item, "fc_unknown", StringComparison.Ordinal);
+        Assert.That((await PostAsync("/v1/responses", orphan)).StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), "a reference to an item it never gave pairs nothing");
+        Assert.That(_upstream.Rejections, Has.Count.EqualTo(1));
     }
 
     [Test]

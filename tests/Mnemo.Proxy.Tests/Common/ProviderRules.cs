@@ -32,8 +32,10 @@ public static class ProviderRules
     /// <summary>
     /// The provider's message for a request body, or null when the body is valid or is not a conversation these rules
     /// read: not a JSON object, or without the dialect's array (<c>messages</c>; <c>input</c> for Responses).
+    /// <paramref name="storedItem"/> resolves a Responses <c>item_reference</c> as the provider does (see
+    /// <see cref="OpenAIResponses(JsonElement, Func{string, JsonElement?})"/>).
     /// </summary>
-    public static string? Check(string dialect, ReadOnlyMemory<byte> body)
+    public static string? Check(string dialect, ReadOnlyMemory<byte> body, Func<string, JsonElement?>? storedItem = null)
     {
         JsonDocument document;
         try
@@ -57,7 +59,7 @@ public static class ProviderRules
             {
                 "OpenAIChat" => OpenAIChat(root),
                 "AnthropicMessages" => AnthropicMessages(root),
-                "OpenAIResponses" => OpenAIResponses(root),
+                "OpenAIResponses" => OpenAIResponses(root, storedItem),
                 "OllamaChat" => OllamaChat(root),
                 _ => null,
             };
@@ -326,7 +328,15 @@ public static class ProviderRules
     /// An <c>item_reference</c> names an item only the provider can resolve: it counts in the duplicate-id check by its
     /// own <c>id</c>, and not in the pairing. Item types the rules do not name are passed.
     /// </remarks>
-    public static string? OpenAIResponses(JsonElement body)
+    public static string? OpenAIResponses(JsonElement body) => OpenAIResponses(body, null);
+
+    /// <summary>
+    /// <see cref="OpenAIResponses(JsonElement)"/>, an <c>item_reference</c> that <paramref name="storedItem"/> resolves
+    /// standing for the item it names, as the provider reads it: a reference to a stored <c>function_call</c> is that
+    /// call, answered by the output after it (what a full-history client with <c>store: true</c> sends).
+    /// </summary>
+    /// <param name="storedItem">An output item the provider stored, by its id; null for one it does not know.</param>
+    public static string? OpenAIResponses(JsonElement body, Func<string, JsonElement?>? storedItem)
     {
         if (!TryArray(body, "input", out var input))
         {
@@ -337,19 +347,32 @@ public static class ProviderRules
         var ids = new HashSet<string>(StringComparer.Ordinal);
         var calls = new List<string>();
         var answered = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var item in input.EnumerateArray())
+        foreach (var entry in input.EnumerateArray())
         {
-            if (item.ValueKind != JsonValueKind.Object)
+            if (entry.ValueKind != JsonValueKind.Object)
             {
                 continue;
             }
 
-            if (TryString(item, "id", out var id) && !ids.Add(id))
+            var hasId = TryString(entry, "id", out var id);
+            if (hasId && !ids.Add(id))
             {
                 return $"Duplicate item found with id {id}. Remove duplicate items from your input and try again.";
             }
 
+            var item = entry;
             var type = TryString(item, "type", out var t) ? t : "message";
+            if (type == "item_reference")
+            {
+                if (!hasId || storedItem?.Invoke(id) is not { } named)
+                {
+                    continue;
+                }
+
+                item = named;
+                type = TryString(item, "type", out var namedType) ? namedType : "message";
+            }
+
             if (type == "message" && TryString(item, "role", out var role) && role is not ("user" or "system" or "developer" or "assistant"))
             {
                 return $"Invalid value: '{role}'. Supported values are: 'assistant', 'system', 'developer', and 'user'.";

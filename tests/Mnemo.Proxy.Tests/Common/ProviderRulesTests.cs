@@ -373,6 +373,52 @@ public sealed class ProviderRulesTests
         Assert.That(ProviderRules.OpenAIResponses(body), Is.EqualTo("Duplicate item found with id msg_1. Remove duplicate items from your input and try again."));
     }
 
+    private static readonly Dictionary<string, JsonElement> s_stored = new()
+    {
+        ["fc_1"] = Body("""{"type":"function_call","id":"fc_1","call_id":"call_1","name":"get_weather","arguments":"{}","status":"completed"}"""),
+        ["msg_1"] = Body("""{"type":"message","id":"msg_1","role":"assistant","content":[{"type":"output_text","text":"Sun."}]}"""),
+    };
+
+    private static JsonElement? Stored(string id) => s_stored.TryGetValue(id, out var item) ? item : null;
+
+    [Test]
+    public void OpenAIResponses_OutputAfterAReferenceToItsStoredCall_IsValid()
+    {
+        var body = Body("""
+            {"store":true,"input":[
+              {"role":"user","content":"Weather?"},
+              {"type":"item_reference","id":"fc_1"},
+              {"type":"function_call_output","call_id":"call_1","output":"Sun"},
+              {"type":"item_reference","id":"msg_1"},
+              {"role":"user","content":"Thanks"}]}
+            """);
+
+        Assert.That(ProviderRules.OpenAIResponses(body, Stored), Is.Null);
+        Assert.That(ProviderRules.OpenAIResponses(body), Is.EqualTo("No tool call found for function call output with call_id call_1."),
+            "without the stored items the reference is nothing the rules can pair");
+    }
+
+    [Test]
+    public void OpenAIResponses_ReferenceToAStoredCallWithoutItsOutput_NoToolOutputFound()
+    {
+        var body = Body("""{"input":[{"role":"user","content":"Weather?"},{"type":"item_reference","id":"fc_1"},{"role":"user","content":"Hello?"}]}""");
+
+        Assert.That(ProviderRules.OpenAIResponses(body, Stored), Is.EqualTo("No tool output found for function call call_1."));
+    }
+
+    [Test]
+    public void OpenAIResponses_StoredCallSentAgainBeforeAReferenceToIt_IsADuplicate()
+    {
+        var body = Body("""
+            {"input":[
+              {"type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{}"},
+              {"type":"item_reference","id":"fc_1"},
+              {"type":"function_call_output","call_id":"call_1","output":"Sun"}]}
+            """);
+
+        Assert.That(ProviderRules.OpenAIResponses(body, Stored), Is.EqualTo("Duplicate item found with call_id call_1. Remove duplicate items from your input and try again."));
+    }
+
     [Test]
     public void OpenAIResponses_CallIdTwice_IsADuplicate()
     {
