@@ -39,7 +39,10 @@ public sealed class SummaryTests : FunctionalTest
     {
         var (response, _) = await SendAsync(proxy, ProxyHost.Chat(UserTurn(question), session));
         Assert.That((int)response.StatusCode, Is.EqualTo(200), question);
-        await WaitForTurnsAsync(session, storedAfter);
+
+        // This question's turn written, not only the count: once the list is trimmed, its length stays where it was.
+        await Eventually.ValueAsync(
+            () => StoredTurnsAsync(session), t => t.Length == storedAfter && Questions(t)[^1] == question, $"{question} stored, {storedAfter} turns");
     }
 
     private static string[] Contents(RecordedRequest request) =>
