@@ -204,23 +204,13 @@ public sealed class FakeUpstream : IAsyncDisposable
         if (rejection is not null)
         {
             _rejections.Enqueue($"{recorded.Method} {recorded.Path}: {rejection}");
-            var error = Encoding.UTF8.GetBytes(ProviderRules.ErrorBody(dialect, rejection));
-            context.Response.StatusCode = StatusCodes.Status400BadRequest;
-            context.Response.ContentType = "application/json";
-            context.Response.ContentLength = error.Length;
-            await context.Response.Body.WriteAsync(error);
-            LastResponseEnded = Stopwatch.GetTimestamp();
+            await AnswerJsonAsync(context, StatusCodes.Status400BadRequest, Encoding.UTF8.GetBytes(ProviderRules.ErrorBody(dialect, rejection)));
             return;
         }
 
         if (Override?.Invoke(recorded) is { } overridden)
         {
-            var json = Encoding.UTF8.GetBytes(overridden.Json);
-            context.Response.StatusCode = overridden.Status;
-            context.Response.ContentType = "application/json";
-            context.Response.ContentLength = json.Length;
-            await context.Response.Body.WriteAsync(json);
-            LastResponseEnded = Stopwatch.GetTimestamp();
+            await AnswerJsonAsync(context, overridden.Status, Encoding.UTF8.GetBytes(overridden.Json));
             return;
         }
 
@@ -235,10 +225,7 @@ public sealed class FakeUpstream : IAsyncDisposable
 
         if (RawJsonAnswer is { } raw)
         {
-            context.Response.ContentType = "application/json";
-            context.Response.ContentLength = raw.Length;
-            await context.Response.Body.WriteAsync(raw);
-            LastResponseEnded = Stopwatch.GetTimestamp();
+            await AnswerJsonAsync(context, StatusCodes.Status200OK, raw);
             return;
         }
 
@@ -297,6 +284,15 @@ public sealed class FakeUpstream : IAsyncDisposable
         }
 
         await context.Response.CompleteAsync();
+    }
+
+    private async Task AnswerJsonAsync(HttpContext context, int status, byte[] json)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        context.Response.ContentLength = json.Length;
+        await context.Response.Body.WriteAsync(json);
+        LastResponseEnded = Stopwatch.GetTimestamp();
     }
 
     private byte[] Unique(byte[] fixture)
