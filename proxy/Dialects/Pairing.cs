@@ -20,8 +20,9 @@ namespace Mnemo.Proxy.Dialects;
 /// <para>
 /// A run that breaks them is mended, never forwarded broken: a call without its result is closed with a result saying
 /// it has none (in the API's own error form: Anthropic's <c>is_error</c>), because the call happened and the model
-/// should see that it got nothing; a result without its call, a second call with an id already used, and a reference
-/// to an item only the provider holds are left out, because nothing the API accepts could pair them.
+/// should see that it got nothing; a result without its call and a reference to an item only the provider holds are
+/// left out, because nothing the API accepts could pair them; an older call whose id a newer one uses again is renamed
+/// with its results, so both exchanges stay.
 /// </para>
 /// </remarks>
 internal static class Pairing
