@@ -201,7 +201,10 @@ internal sealed class SplicePlan
     /// <summary>The items of this turn, as ranges of the original body.</summary>
     public List<Range> Inputs { get; } = new(4);
 
-    /// <summary>How many of <see cref="Inputs"/> refer to items the provider holds (see <see cref="Dialect.ProviderReference"/>).</summary>
+    /// <summary>
+    /// How many items of the body refer to items the provider holds (see <see cref="Dialect.ProviderReference"/>): when
+    /// any, the inputs are checked for them before the turn is stored. Kept when the inputs are narrowed.
+    /// </summary>
     public int References { get; set; }
 
     /// <summary>
@@ -271,7 +274,6 @@ internal sealed class SplicePlan
         Inputs.Clear();
         InputBytes = 0;
         OutputEnd = 0;
-        References = 0;
     }
 
     /// <summary>Leaves out the inputs <paramref name="exclude"/> says are not part of the turn (their bytes stay in the body).</summary>
@@ -302,6 +304,7 @@ internal sealed class SplicePlan
         InstructionsStart = InstructionsEnd = -1;
         InstructionsOpen = InstructionsClose = [];
         ProviderHeld = false;
+        References = 0;
         ClearInputs();
     }
 }

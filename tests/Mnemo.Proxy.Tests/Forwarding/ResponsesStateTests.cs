@@ -192,6 +192,30 @@ public sealed class ResponsesStateTests : FunctionalTest
         await WaitForTurnsAsync(Session, 5);
     }
 
+    [Test]
+    public async Task ReferenceToAnItemMnemoNeverStored_AfterTheNewMessage_IsForwardedAsSent_AndNeverStored()
+    {
+        Upstream.UniqueIds = true;
+        await using var proxy = await StartProxyAsync();
+        const string session = "resp-unknown-reference";
+        var (_, first) = await SendAsync(proxy, ProxyHost.Chat("""{"model":"m","store":true,"input":[{"role":"user","content":"Hello!"}]}""", session, path: "/v1/responses"));
+        var answerId = JsonDocument.Parse(first).RootElement.GetProperty("output")[0].GetProperty("id").GetString();
+        await WaitForTurnsAsync(session, 1);
+
+        // The answer referred to by its id, then the new message, then a reference to an item only the provider holds
+        // (a hosted tool's output, say): the new turn is the message alone.
+        var body = $$"""{"model":"m","store":true,"input":[{"role":"user","content":"Hello!"},{"type":"item_reference","id":"{{answerId}}"},{"role":"user","content":"And then?"},{"type":"item_reference","id":"ws_67ccf18f64008190a39b619f4c8455ef087f1"}]}""";
+        var (response, _) = await SendAsync(proxy, ProxyHost.Chat(body, session, path: "/v1/responses"));
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(Upstream.LastRequest.BodyText, Is.EqualTo(body), "the client sent everything: nothing injected, the references forwarded as sent");
+        var turns = await Eventually.ValueAsync(() => StoredTurnsAsync(session), t => t.Length == 2, "the second turn");
+        var stored = turns[1].GetProperty("messages");
+        Assert.That(stored.GetRawText(), Does.Not.Contain("item_reference"));
+        Assert.That(Transcript(stored)[0], Is.EqualTo("user:And then?"));
+        Assert.That(stored.GetArrayLength(), Is.EqualTo(2), "the new message and the answer");
+    }
+
     /// <summary>
     /// Microsoft.Extensions.AI's function invocation over the Responses client (Agent Framework's stack): each question a
     /// new conversation (no conversation id), the tool loop inside it chained by the response id, as it does by default.
