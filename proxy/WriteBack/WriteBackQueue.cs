@@ -10,8 +10,9 @@ namespace Mnemo.Proxy.WriteBack;
 /// <remarks>
 /// The bounds (<see cref="WriteBackOptions.QueueCapacity"/> turns, <see cref="WriteBackOptions.QueueBytes"/> bytes) hold
 /// a turn from when it is handed to the writer (see <see cref="Ready"/>) until the writer <see cref="Release"/>s it,
-/// written or dropped: a turn in flight or waiting for a retry still takes its room, so an outage fills the queue at the rate turns arrive and no faster, and
-/// the writer's memory stays bounded however long it lasts. The channel itself is unbounded; these counters bound it.
+/// written or dropped: a turn in flight or waiting for a retry still takes its room, so an outage fills the queue at the
+/// rate turns arrive and no faster, and the writer's memory stays bounded however long it lasts. The channel itself is
+/// unbounded; these counters bound it.
 /// </remarks>
 internal sealed class WriteBackQueue
 {
