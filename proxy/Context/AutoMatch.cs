@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Mnemo.Proxy.Dialects;
@@ -46,8 +45,6 @@ internal enum AutoOutcome
 /// </remarks>
 internal static class AutoMatch
 {
-    private static readonly NoDrops s_noDrops = new();
-
     /// <summary>
     /// Decides a request in Auto mode: how many of <paramref name="window"/>'s turns, oldest first, to inject, and
     /// narrows <paramref name="plan"/>'s inputs to the turn to store.
@@ -143,19 +140,21 @@ internal static class AutoMatch
 
             // The answer's items are the turn's last ones.
             var messages = window[t].Messages;
-            var array = new byte[messages.Length + 2];
-            array[0] = (byte)'[';
-            messages.Span.CopyTo(array.AsSpan(1));
-            array[^1] = (byte)']';
-            var items = new List<Range>();
-            var reader = new Utf8JsonReader(array);
-            reader.Read();
-            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            var items = Pairing.Bracketed(messages.Span, 0, static (array, _) =>
             {
-                var start = (int)reader.TokenStartIndex - 1;
-                reader.Skip();
-                items.Add(new Range(start, (int)reader.BytesConsumed - 1));
-            }
+                var ranges = new List<Range>();
+                var reader = new Utf8JsonReader(array);
+                reader.Read();
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    // Offsets in the run, without its opening bracket.
+                    var start = (int)reader.TokenStartIndex - 1;
+                    reader.Skip();
+                    ranges.Add(new Range(start, (int)reader.BytesConsumed - 1));
+                }
+
+                return ranges;
+            });
 
             var at = items.Count - shape.AnswerItems.Length + j;
             return at >= 0 && at < items.Count ? (window[t].Dialect, messages[items[at]]) : null;
@@ -307,15 +306,9 @@ internal static class AutoMatch
     private static bool TryRead(Dialect dialect, ReadOnlySpan<byte> elements, List<Atom> into, int source, out bool isOutput)
     {
         isOutput = false;
-        var array = ArrayPool<byte>.Shared.Rent(elements.Length + 2);
         try
         {
-            array[0] = (byte)'[';
-            elements.CopyTo(array.AsSpan(1));
-            array[elements.Length + 1] = (byte)']';
-            var messages = new List<ChatMessage>(2);
-            dialect.ReadMessages(array.AsSpan(0, elements.Length + 2), messages, s_noDrops);
-            foreach (var message in messages)
+            foreach (var message in Pairing.Read(dialect, elements))
             {
                 isOutput |= message.Role == ChatRole.Assistant;
                 AddAtoms(message, into, source);
@@ -326,10 +319,6 @@ internal static class AutoMatch
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or KeyNotFoundException)
         {
             return false;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(array);
         }
     }
 
@@ -383,12 +372,4 @@ internal static class AutoMatch
 
     /// <summary>One comparable piece of a message; <see cref="Item"/> is the client item or stored turn it came from.</summary>
     private readonly record struct Atom(ChatRole Role, AtomKind Kind, string Text, string? Arguments, string? Id, int Item);
-
-    private sealed class NoDrops : IDropSink
-    {
-        // Reading to compare converts nothing: what a reader leaves out is not a loss here, so it is not counted.
-        public void Dropped(DropKind kind)
-        {
-        }
-    }
 }

@@ -27,7 +27,6 @@ namespace Mnemo.Proxy.Context;
 internal static class ValidHistory
 {
     private static readonly JsonWriterOptions s_writerOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-    private static readonly NoDrops s_noDrops = new();
 
     /// <summary>
     /// The segments to splice, mended where they would break the rules: <paramref name="segments"/> itself when nothing
@@ -67,7 +66,7 @@ internal static class ValidHistory
             if (unanswered.Count > 0)
             {
                 (mended ??= Copy(segments, i)).Add(Closing(target, unanswered));
-                fixes.DanglingCalls += unanswered.Count;
+                fixes.Add(ContextFix.DanglingCall, unanswered.Count);
             }
 
             later.Clear();
@@ -96,7 +95,7 @@ internal static class ValidHistory
                 if (duplicateItem)
                 {
                     // Written again through the model, the run carries no item ids at all.
-                    fixes.DuplicateIds++;
+                    fixes.Add(ContextFix.DuplicateId);
                 }
 
                 (bytes, shape) = Repair(target, bytes, answerable, later, written, fixes);
@@ -124,15 +123,11 @@ internal static class ValidHistory
             if (unanswered.Count > 0)
             {
                 (mended ??= Copy(segments, count)).Add(Closing(target, unanswered));
-                fixes.DanglingCalls += unanswered.Count;
+                fixes.Add(ContextFix.DanglingCall, unanswered.Count);
             }
         }
 
-        metrics.ContextFixed(target.Id, ContextFix.DanglingCall, fixes.DanglingCalls);
-        metrics.ContextFixed(target.Id, ContextFix.OrphanResult, fixes.OrphanResults);
-        metrics.ContextFixed(target.Id, ContextFix.DuplicateId, fixes.DuplicateIds);
-        metrics.ContextFixed(target.Id, ContextFix.ProviderReference, fixes.ProviderReferences);
-        metrics.ContextFixed(target.Id, ContextFix.Unreadable, fixes.Unreadable);
+        fixes.CountIn(metrics, target.Id);
         if (mended is null)
         {
             return segments;
@@ -184,7 +179,7 @@ internal static class ValidHistory
             if (Pairing.HasReferences(target, bytes.Span))
             {
                 // The model has no item references: read into it, the run leaves them out.
-                fixes.ProviderReferences++;
+                fixes.Add(ContextFix.ProviderReference);
             }
 
             messages = Pairing.Read(target, bytes.Span);
@@ -192,7 +187,7 @@ internal static class ValidHistory
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or KeyNotFoundException)
         {
             // Its own dialect cannot read it (stored by an older version?): nothing of it can be checked, so it is left out.
-            fixes.Unreadable++;
+            fixes.Add(ContextFix.Unreadable);
             return (ReadOnlyMemory<byte>.Empty, TurnShape.None);
         }
 
@@ -220,19 +215,11 @@ internal static class ValidHistory
         using (var writer = new Utf8JsonWriter(buffer, s_writerOptions))
         {
             writer.WriteStartArray();
-            target.WriteMessages(writer, messages, s_noDrops);
+            target.WriteMessages(writer, messages, NoDrops.Instance);
             writer.WriteEndArray();
         }
 
         var span = buffer.Span;
         return span.Length <= 2 ? [] : span[1..^1].ToArray();
-    }
-
-    private sealed class NoDrops : IDropSink
-    {
-        // Mending writes back what was read in the same dialect: nothing is converted, so nothing is counted as dropped.
-        public void Dropped(DropKind kind)
-        {
-        }
     }
 }

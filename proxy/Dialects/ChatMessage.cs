@@ -64,3 +64,20 @@ internal interface IDropSink
 {
     void Dropped(Metrics.DropKind kind);
 }
+
+/// <summary>
+/// For a read that converts nothing (to compare, to check pairing, to mend a run of the same API, to summarise): what a
+/// reader leaves out is not a loss there, so it is not counted.
+/// </summary>
+internal sealed class NoDrops : IDropSink
+{
+    public static readonly NoDrops Instance = new();
+
+    private NoDrops()
+    {
+    }
+
+    public void Dropped(Metrics.DropKind kind)
+    {
+    }
+}

@@ -123,15 +123,14 @@ internal sealed class Converter(DialectRegistry dialects, MnemoMetrics metrics, 
                 continue;
             }
 
-            var stored = turn.Messages;
-            var array = new byte[stored.Length + 2];
-            array[0] = (byte)'[';
-            stored.Span.CopyTo(array.AsSpan(1));
-            array[^1] = (byte)']';
             var first = messages.Count;
             try
             {
-                source.ReadMessages(array, messages, drops);
+                Pairing.Bracketed(turn.Messages.Span, (source, messages, drops), static (array, state) =>
+                {
+                    state.source.ReadMessages(array, state.messages, state.drops);
+                    return 0;
+                });
             }
             catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or KeyNotFoundException)
             {

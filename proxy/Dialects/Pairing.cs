@@ -30,8 +30,6 @@ internal static class Pairing
     /// <summary>The content of the result that closes a call nobody answered.</summary>
     public const string ClosingText = "No result: this tool call was not completed.";
 
-    private static readonly NoDrops s_noDrops = new();
-
     /// <summary>
     /// The shape of a run of <paramref name="dialect"/>'s messages (the elements of its array, without brackets), and
     /// the provider's ids of its answer's items when the dialect has them.
@@ -41,7 +39,7 @@ internal static class Pairing
         answerItems ??= [];
         if (!dialect.MayHaveTools(elements))
         {
-            return answerItems.Length > 0 ? new TurnShape([], [], [], [], answerItems, valid: true) : TurnShape.None;
+            return NoTools(answerItems);
         }
 
         List<string> items;
@@ -55,16 +53,19 @@ internal static class Pairing
         catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or FormatException or KeyNotFoundException)
         {
             // Messages its own reader cannot take are spliced back as they are, as they always were: nothing is known to check.
-            return answerItems.Length > 0 ? new TurnShape([], [], [], [], answerItems, valid: true) : TurnShape.None;
+            return NoTools(answerItems);
+        }
+
+        if (!shape.HasTools && items.Count == 0 && !references)
+        {
+            return NoTools(answerItems);
         }
 
         var duplicateItem = items.Count > 1 && items.Count != new HashSet<string>(items, StringComparer.Ordinal).Count;
-        if (!shape.HasTools && items.Count == 0 && !references)
-        {
-            return answerItems.Length > 0 ? new TurnShape([], [], [], [], answerItems, valid: true) : TurnShape.None;
-        }
-
         return new TurnShape(shape.Answers, shape.Open, shape.Calls, [.. items], answerItems, shape.Valid && !references && !duplicateItem);
+
+        static TurnShape NoTools(string[] answerItems) =>
+            answerItems.Length > 0 ? new TurnShape([], [], [], [], answerItems, valid: true) : TurnShape.None;
     }
 
     /// <summary>
@@ -170,7 +171,7 @@ internal static class Pairing
         Bracketed(elements, dialect, static (array, dialect) =>
         {
             var messages = new List<ChatMessage>();
-            dialect.ReadMessages(array, messages, s_noDrops);
+            dialect.ReadMessages(array, messages, NoDrops.Instance);
             return messages;
         });
 
@@ -192,8 +193,8 @@ internal static class Pairing
         return ids;
     }
 
-    /// <summary>Calls <paramref name="read"/> with the elements between brackets, in a rented array.</summary>
-    private static T Bracketed<T>(ReadOnlySpan<byte> elements, Dialect dialect, Func<ReadOnlySpan<byte>, Dialect, T> read)
+    /// <summary>Calls <paramref name="read"/> with a run's elements between brackets (a JSON array), in a rented array.</summary>
+    public static T Bracketed<TState, T>(ReadOnlySpan<byte> elements, TState state, Func<ReadOnlySpan<byte>, TState, T> read)
     {
         var array = ArrayPool<byte>.Shared.Rent(elements.Length + 2);
         try
@@ -201,7 +202,7 @@ internal static class Pairing
             array[0] = (byte)'[';
             elements.CopyTo(array.AsSpan(1));
             array[elements.Length + 1] = (byte)']';
-            return read(array.AsSpan(0, elements.Length + 2), dialect);
+            return read(array.AsSpan(0, elements.Length + 2), state);
         }
         finally
         {
@@ -231,7 +232,7 @@ internal static class Pairing
                     if (mend is not null)
                     {
                         messages.Insert(m++, Closing(open));
-                        mend.Fixes.DanglingCalls += open.Count;
+                        mend.Fixes.Add(ContextFix.DanglingCall, open.Count);
                     }
 
                     open.Clear();
@@ -259,7 +260,7 @@ internal static class Pairing
                                 // Another call has this id: the newest keeps it, this one is written under a new one.
                                 renamed = $"{id}_{mend.Suffix}{(left > 0 ? "_" + left.ToString(System.Globalization.CultureInfo.InvariantCulture) : "")}";
                                 message.Parts[p] = call with { Id = renamed };
-                                mend.Fixes.DuplicateIds++;
+                                mend.Fixes.Add(ContextFix.DuplicateId);
                             }
 
                             mend.Written.Add(renamed ?? id);
@@ -304,7 +305,7 @@ internal static class Pairing
                     if (mend is not null)
                     {
                         message.Parts.RemoveAt(p--);
-                        mend.Fixes.OrphanResults++;
+                        mend.Fixes.Add(ContextFix.OrphanResult);
                     }
 
                     continue;
@@ -322,7 +323,7 @@ internal static class Pairing
                             message.Parts.Insert(p++, Close(call.Written, call.Name));
                         }
 
-                        mend.Fixes.DanglingCalls += open.Count;
+                        mend.Fixes.Add(ContextFix.DanglingCall, open.Count);
                     }
 
                     open.Clear();
@@ -386,25 +387,19 @@ internal static class Pairing
     /// <summary>What a mend is given: see <see cref="Repair"/>.</summary>
     private sealed record Mend(Fixes Fixes, List<ToolCallRef> Answerable, ISet<string> Later, HashSet<string> Written, string Suffix);
 
-    /// <summary>What a mend changed, by reason (the <c>reason</c> label of <c>mnemo_context_fixes_total</c>).</summary>
+    /// <summary>What the pairing step mended for one request, by reason (the <c>reason</c> label of <c>mnemo_context_fixes_total</c>).</summary>
     internal sealed class Fixes
     {
-        public int DanglingCalls { get; set; }
+        private readonly int[] _counts = new int[(int)ContextFix.Unreadable + 1];
 
-        public int OrphanResults { get; set; }
+        public void Add(ContextFix reason, int count = 1) => _counts[(int)reason] += count;
 
-        public int DuplicateIds { get; set; }
-
-        public int ProviderReferences { get; set; }
-
-        public int Unreadable { get; set; }
-    }
-
-    private sealed class NoDrops : IDropSink
-    {
-        // Reading to check pairing converts nothing: what a reader leaves out is not a loss here.
-        public void Dropped(DropKind kind)
+        public void CountIn(MnemoMetrics metrics, DialectId dialect)
         {
+            for (var reason = 0; reason < _counts.Length; reason++)
+            {
+                metrics.ContextFixed(dialect, (ContextFix)reason, _counts[reason]);
+            }
         }
     }
 }

@@ -40,14 +40,9 @@ internal static class SummaryCall
             }
 
             messages.Clear();
-            var stored = turn.Messages.Span;
-            var array = new byte[stored.Length + 2];
-            array[0] = (byte)'[';
-            stored.CopyTo(array.AsSpan(1));
-            array[^1] = (byte)']';
             try
             {
-                source.ReadMessages(array, messages, NoDrops.Instance);
+                messages.AddRange(Pairing.Read(source, turn.Messages.Span));
             }
             catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or KeyNotFoundException)
             {
@@ -194,14 +189,5 @@ internal static class SummaryCall
         writer.WriteString("role"u8, role);
         writer.WriteString("content"u8, content);
         writer.WriteEndObject();
-    }
-
-    private sealed class NoDrops : IDropSink
-    {
-        public static readonly NoDrops Instance = new();
-
-        public void Dropped(DropKind kind)
-        {
-        }
     }
 }
